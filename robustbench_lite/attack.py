@@ -1,0 +1,174 @@
+"""The Attack base class and its result.
+
+Subclasses are frozen dataclasses of hyperparameters and implement :meth:`Attack.run`. The base
+class owns :meth:`Attack.__call__`: it checks the threat is supported, draws targets, runs the
+attack, projects the output into the threat set and re-checks success on the real model. An
+attack never reports its own success.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, final
+
+import torch
+
+from robustbench_lite.errors import DataError, UnsupportedThreatError
+from robustbench_lite.model import Model
+from robustbench_lite.threat import ThreatModel
+from robustbench_lite.types import Goal, Inputs, Norm, batch_size
+
+
+@dataclass(frozen=True)
+class AttackOutput:
+    """What :meth:`Attack.run` may return instead of a bare tensor.
+
+    Args:
+        x_adv: candidate adversarial inputs, same shape as the clean inputs.
+        queries: model queries spent per sample on average (black-box attacks).
+        metrics: extra numbers to report (e.g. the fraction of samples whose loss did not
+            increase, or which ensemble member broke each sample).
+    """
+
+    x_adv: Inputs
+    queries: int | None = None
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AttackResult:
+    """The re-checked outcome of one attack on a batch.
+
+    ``success[i]`` is True when ``x_adv[i]`` lies in the threat set around ``x[i]``, within the
+    model's bounds, and meets the threat's goal on a fresh forward pass of the real model.
+    """
+
+    attack: str
+    threat: str
+    x_adv: Inputs
+    success: torch.Tensor
+    clean_correct: torch.Tensor
+    elapsed_s: float
+    queries: int | None = None
+    target: torch.Tensor | None = None
+    adv_pred: torch.Tensor | None = None
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def robust_accuracy(self) -> float:
+        """Fraction of all samples that are clean-correct and not broken."""
+        n = self.success.numel()
+        return float((self.clean_correct & ~self.success).sum()) / n if n else float("nan")
+
+    @property
+    def clean_accuracy(self) -> float:
+        """Fraction of samples the model classifies correctly without attack."""
+        n = self.clean_correct.numel()
+        return float(self.clean_correct.sum()) / n if n else float("nan")
+
+    @property
+    def success_rate(self) -> float:
+        """Fraction of clean-correct samples that the attack broke."""
+        n = int(self.clean_correct.sum())
+        return float((self.success & self.clean_correct).sum()) / n if n else float("nan")
+
+    def values(self) -> dict[str, Any]:
+        """The report values of this result: accuracies, success rate, numeric metrics."""
+        out: dict[str, Any] = {
+            "clean_accuracy": self.clean_accuracy,
+            "robust_accuracy": self.robust_accuracy,
+            "success_rate": self.success_rate,
+        }
+        if self.queries is not None:
+            out["queries"] = self.queries
+        for key, value in self.metrics.items():
+            if isinstance(value, (int, float, bool)):
+                out[key] = value
+        return out
+
+
+class Attack(ABC):
+    """Base class of all attacks: subclass as a frozen dataclass and implement ``run``.
+
+    Example::
+
+        @rbl.register_attack("my_attack")
+        @dataclass(frozen=True)
+        class MyAttack(rbl.Attack):
+            supports = frozenset({(Norm.LINF, Goal.UNTARGETED)})
+            steps: int = 50
+
+            def run(self, model, x, y, threat, *, target, generator):
+                ...  # return candidate adversarial inputs (N, ...)
+    """
+
+    name: ClassVar[str] = "attack"
+    supports: ClassVar[frozenset[tuple[Norm, Goal]]] = frozenset()
+
+    @final
+    def __call__(
+        self,
+        model: Model,
+        x: Inputs,
+        y: torch.Tensor,
+        threat: ThreatModel | str,
+        *,
+        target: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        seed: int = 0,
+    ) -> AttackResult:
+        """Attack ``x`` (N, ...) with labels ``y`` (N,) under ``threat``; results re-checked.
+
+        ``target`` is (N,) for targeted goals and (N, K) for top_k; when omitted, targets are
+        drawn from ``generator`` (or ``seed``), never equal to the true label.
+        """
+        threat = ThreatModel.parse(threat)
+        if (threat.norm, threat.goal) not in self.supports:
+            supported = ", ".join(sorted(f"{n.value}/{g.value}" for n, g in self.supports))
+            raise UnsupportedThreatError(
+                f"attack {self.name} does not support {threat.norm.value}/{threat.goal.value}"
+                f" (threat {threat.name}); it supports {supported}"
+            )
+        n = batch_size(x)
+        if y.shape != (n,):
+            raise DataError(f"labels have shape {tuple(y.shape)}; expected ({n},) to match the inputs")
+        if generator is None:
+            generator = torch.Generator().manual_seed(seed)
+        start = time.perf_counter()
+        clean_logits = model.logits(x)
+        if target is None:
+            target = threat.sample_targets(y, clean_logits.shape[1], generator)
+        out = self.run(model, x, y, threat, target=target, generator=generator)
+        if not isinstance(out, AttackOutput):
+            out = AttackOutput(out)
+        x_adv = threat.project(x, out.x_adv, model.bounds)
+        adv_logits = model.logits(x_adv)
+        success = threat.contains(x, x_adv, model.bounds) & threat.is_success(adv_logits, y, target)
+        return AttackResult(
+            attack=self.name,
+            threat=threat.name,
+            x_adv=x_adv,
+            success=success.cpu(),
+            clean_correct=(clean_logits.argmax(dim=1) == y).cpu(),
+            elapsed_s=time.perf_counter() - start,
+            queries=out.queries,
+            target=target,
+            adv_pred=adv_logits.argmax(dim=1).cpu(),
+            metrics=dict(out.metrics),
+        )
+
+    @abstractmethod
+    def run(
+        self,
+        model: Model,
+        x: Inputs,
+        y: torch.Tensor,
+        threat: ThreatModel,
+        *,
+        target: torch.Tensor | None,
+        generator: torch.Generator,
+    ) -> Inputs | AttackOutput:
+        """Return candidate adversarial inputs (N, ...) for ``x``; the base class projects them."""

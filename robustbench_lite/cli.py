@@ -1,0 +1,85 @@
+"""The ``robustbench-lite`` command line (also ``python -m robustbench_lite``).
+
+Each subcommand is a module of :mod:`robustbench_lite.commands` that defines ``NAME``, ``HELP``,
+``add_arguments(parser)`` and ``run(args) -> int``; they are discovered, not listed here.
+
+Exit codes: 0 all good, 1 an expectation failed, 2 bad input or configuration, 3 internal error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import pkgutil
+import sys
+import traceback
+from collections.abc import Sequence
+from types import ModuleType
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+
+
+def _command_modules() -> list[ModuleType]:
+    import robustbench_lite.commands as pkg
+
+    mods = [
+        importlib.import_module(f"{pkg.__name__}.{m.name}")
+        for m in pkgutil.iter_modules(pkg.__path__)
+        if not m.name.startswith("_")
+    ]
+    return sorted(mods, key=lambda m: m.NAME)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every discovered subcommand."""
+    from robustbench_lite import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="robustbench-lite",
+        description="Attack, verify and scan PyTorch models against YAML-defined threat models.",
+    )
+    parser.add_argument("--version", action="version", version=f"robustbench-lite {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for mod in _command_modules():
+        p = sub.add_parser(mod.NAME, help=mod.HELP, description=mod.HELP)
+        mod.add_arguments(p)
+        p.set_defaults(_run=mod.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code instead of raising."""
+    from robustbench_lite.errors import ExpectationFailed, RobustbenchLiteError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_run", None):
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args._run(args))
+    except ExpectationFailed as exc:
+        print(f"robustbench-lite: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except RobustbenchLiteError as exc:
+        print(f"robustbench-lite: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("robustbench-lite: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # the one place that turns a bug into exit code 3
+        if os.environ.get("RBL_DEBUG"):
+            traceback.print_exc()
+        print(
+            f"robustbench-lite: internal error: {type(exc).__name__}: {exc} "
+            "(set RBL_DEBUG=1 for a traceback, and please report it)",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL

@@ -1,0 +1,1 @@
+"""Built-in data sources; each module exposes ``load(split, **kw) -> (x, y)``."""

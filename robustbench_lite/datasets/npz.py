@@ -1,0 +1,41 @@
+"""``npz:PATH``: a NumPy archive with arrays ``x`` (N, ...) and ``y`` (N,) of integer labels."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from robustbench_lite.errors import DataError
+
+
+def load_npz(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """Read ``x`` and ``y`` from ``path`` without unpickling (``allow_pickle=False``)."""
+    if not path.is_file():
+        raise DataError(f"data file {path} does not exist; pass npz:PATH to an existing .npz file")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            missing = [k for k in ("x", "y") if k not in archive.files]
+            if missing:
+                raise DataError(
+                    f"{path} lacks array(s) {', '.join(missing)}; it has {', '.join(archive.files) or 'none'}. "
+                    "Save it with np.savez(path, x=inputs, y=labels)"
+                )
+            x, y = archive["x"], archive["y"]
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise DataError(f"{path} is not a readable .npz archive ({exc}); save it with np.savez") from None
+    if y.ndim != 1 or len(y) != len(x):
+        raise DataError(f"{path}: y has shape {y.shape}; expected ({len(x)},) labels matching x")
+    if not np.issubdtype(y.dtype, np.integer):
+        raise DataError(f"{path}: y has dtype {y.dtype}; labels must be integers")
+    xt = torch.from_numpy(np.ascontiguousarray(x))
+    if xt.is_floating_point():
+        xt = xt.float()
+    return xt, torch.from_numpy(y.astype(np.int64))
+
+
+def load(split: str = "test") -> tuple[torch.Tensor, torch.Tensor]:
+    """Not used directly: write the spec as ``npz:PATH``."""
+    raise DataError("the npz source needs a path: write npz:PATH")

@@ -1,0 +1,154 @@
+"""One registry mechanism, used four times: attacks, verifiers, defenses, detectors.
+
+Built-in components are found exactly as third-party ones are: through the entry-point group of
+the registry (declared in pyproject.toml), loaded lazily on the first lookup. So
+``import robustbench_lite`` stays cheap and the core never imports its plug-ins.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import logging
+from collections.abc import Callable, Mapping
+from importlib.metadata import entry_points
+from typing import Any, Generic, TypeVar
+
+from robustbench_lite.errors import RegistryError, did_you_mean
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclasses.dataclass(frozen=True)
+class ParamInfo:
+    """One hyperparameter of a component: name, type annotation (as text), default, doc."""
+
+    name: str
+    type: str
+    default: Any
+    doc: str = ""
+
+
+class Registry(Generic[T]):
+    """Name -> component class, with lazy entry-point discovery and strict parameters.
+
+    Args:
+        kind: what is registered, for messages ("attack", "verifier", ...).
+        entry_point_group: the ``importlib.metadata`` group scanned on first lookup.
+    """
+
+    def __init__(self, kind: str, entry_point_group: str) -> None:
+        self.kind = kind
+        self.entry_point_group = entry_point_group
+        self._classes: dict[str, type[T]] = {}
+        self._loaded = False
+
+    def register(self, name: str, *, replace: bool = False) -> Callable[[type[T]], type[T]]:
+        """Class decorator: ``@register_attack("pgd")``. Duplicate names raise unless ``replace``."""
+
+        def decorator(cls: type[T]) -> type[T]:
+            existing = self._classes.get(name)
+            if existing is not None and existing is not cls and not replace:
+                if (existing.__module__, existing.__qualname__) != (cls.__module__, cls.__qualname__):
+                    raise RegistryError(
+                        f"{self.kind} {name!r} is already registered by "
+                        f"{existing.__module__}.{existing.__qualname__}; pass replace=True to override"
+                    )
+            cls.name = name  # type: ignore[attr-defined]
+            self._classes[name] = cls
+            return cls
+
+        return decorator
+
+    def load_plugins(self) -> None:
+        """Import every module of the entry-point group once (built-ins and third parties)."""
+        if self._loaded:
+            return
+        self._loaded = True
+        for ep in entry_points(group=self.entry_point_group):
+            try:
+                ep.load()
+            except Exception as exc:  # a broken third-party plug-in must not break the rest
+                log.warning("could not load %s plug-in %r (%s): %s", self.kind, ep.name, ep.value, exc)
+
+    def get(self, name: str) -> type[T]:
+        """The class registered under ``name``; unknown names suggest the closest ones."""
+        if name not in self._classes:
+            self.load_plugins()
+        if name not in self._classes:
+            raise RegistryError(
+                f"unknown {self.kind} {name!r}{did_you_mean(name, self._classes) or ''}"
+                f" (see `robustbench-lite list {self.kind}s`)"
+            )
+        return self._classes[name]
+
+    def params(self, name: str) -> list[ParamInfo]:
+        """The hyperparameters of a component (its dataclass fields)."""
+        cls = self.get(name)
+        if not dataclasses.is_dataclass(cls):
+            return []
+        out = []
+        for f in dataclasses.fields(cls):
+            if not f.init:
+                continue
+            default = f.default if f.default is not dataclasses.MISSING else None
+            if f.default_factory is not dataclasses.MISSING:
+                default = f.default_factory()
+            out.append(ParamInfo(f.name, str(f.type), default, str(f.metadata.get("doc", ""))))
+        return out
+
+    def check_params(self, name: str, params: Mapping[str, Any]) -> None:
+        """Raise :class:`RegistryError` for a parameter ``name`` does not take."""
+        known = [p.name for p in self.params(name)]
+        for key in params:
+            if key not in known:
+                hint = did_you_mean(key, known) or (
+                    f"; it takes {', '.join(known)}" if known else "; it takes no parameters"
+                )
+                raise RegistryError(f"{key}: unknown parameter of {name}{hint}")
+
+    def create(self, name: str, **params: Any) -> T:
+        """Instantiate ``name`` with ``params``; ``None`` values are dropped (timm style)."""
+        params = {k: v for k, v in params.items() if v is not None}
+        self.check_params(name, params)
+        cls = self.get(name)
+        try:
+            return cls(**params)
+        except (TypeError, ValueError) as exc:
+            raise RegistryError(f"{self.kind} {name}: bad parameters {params}: {exc}") from None
+
+    def names(self, pattern: str = "*") -> list[str]:
+        """Sorted registered names matching the fnmatch ``pattern``."""
+        self.load_plugins()
+        return sorted(n for n in self._classes if fnmatch.fnmatch(n, pattern))
+
+    def __contains__(self, name: object) -> bool:
+        self.load_plugins()
+        return name in self._classes
+
+
+ATTACKS: Registry[Any] = Registry("attack", "robustbench_lite.attacks")
+VERIFIERS: Registry[Any] = Registry("verifier", "robustbench_lite.verifiers")
+DEFENSES: Registry[Any] = Registry("defense", "robustbench_lite.defenses")
+DETECTORS: Registry[Any] = Registry("detector", "robustbench_lite.detectors")
+
+register_attack = ATTACKS.register
+create_attack = ATTACKS.create
+list_attacks = ATTACKS.names
+register_verifier = VERIFIERS.register
+create_verifier = VERIFIERS.create
+list_verifiers = VERIFIERS.names
+register_defense = DEFENSES.register
+create_defense = DEFENSES.create
+list_defenses = DEFENSES.names
+register_detector = DETECTORS.register
+create_detector = DETECTORS.create
+list_detectors = DETECTORS.names
+
+REGISTRIES: dict[str, Registry[Any]] = {
+    "attacks": ATTACKS,
+    "verifiers": VERIFIERS,
+    "defenses": DEFENSES,
+    "detectors": DETECTORS,
+}

@@ -1,0 +1,177 @@
+"""The embedded model zoo: ``rbl.load_model("zoo:NAME")``.
+
+Each entry is a recipe (architecture, data, optimiser, seed) that trains deterministically on
+first use and is cached under ``$RBL_CACHE_DIR`` (default ``$XDG_CACHE_HOME/robustbench_lite``),
+keyed by a hash of the recipe. Entries are defined in the modules of this package
+(``digits.py``, ...) with :func:`register_zoo_model`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import logging
+import os
+import pkgutil
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from robustbench_lite.errors import RegistryError, did_you_mean
+from robustbench_lite.model import Model
+
+log = logging.getLogger(__name__)
+CACHE_ENV = "RBL_CACHE_DIR"
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    """A zoo model's recipe.
+
+    Args:
+        name: zoo name, used as ``zoo:NAME``.
+        description: one line for ``robustbench-lite zoo list``.
+        build: returns the untrained network (deterministic given the global seed).
+        train: trains the network in place; returns metrics such as ``clean_accuracy``.
+        recipe: everything that determines the weights; its hash keys the cache.
+        model_kwargs: passed to :class:`Model` (bounds, input_shape, num_classes, ...).
+    """
+
+    name: str
+    description: str
+    build: Callable[[], nn.Module]
+    train: Callable[[nn.Module], Mapping[str, Any]]
+    recipe: Mapping[str, Any]
+    model_kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def recipe_hash(self) -> str:
+        """12 hex digits of the SHA-256 of the recipe (sorted JSON)."""
+        text = json.dumps(self.recipe, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+_ZOO: dict[str, ZooEntry] = {}
+_loaded = False
+
+
+def register_zoo_model(entry: ZooEntry) -> ZooEntry:
+    """Add ``entry`` to the zoo (names must be unique)."""
+    if entry.name in _ZOO and _ZOO[entry.name].recipe != entry.recipe:
+        raise RegistryError(f"zoo model {entry.name!r} is already registered with another recipe")
+    _ZOO[entry.name] = entry
+    return entry
+
+
+def _load_entries() -> None:
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for module in pkgutil.iter_modules(__path__):
+        if not module.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{module.name}")
+
+
+def zoo_names() -> list[str]:
+    """Sorted names of all zoo models."""
+    _load_entries()
+    return sorted(_ZOO)
+
+
+def zoo_entry(name: str) -> ZooEntry:
+    """The recipe named ``name``; unknown names suggest the closest ones."""
+    _load_entries()
+    if name not in _ZOO:
+        raise RegistryError(
+            f"unknown zoo model {name!r}{did_you_mean(name, _ZOO)}; "
+            f"available: {', '.join(sorted(_ZOO))} (see `robustbench-lite zoo list`)"
+        )
+    return _ZOO[name]
+
+
+def cache_dir() -> Path:
+    """Where trained zoo models are kept."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "robustbench_lite"
+
+
+def _paths(entry: ZooEntry) -> tuple[Path, Path]:
+    stem = cache_dir() / "zoo" / f"{entry.name}-{entry.recipe_hash}"
+    return stem.with_suffix(".pt"), stem.with_suffix(".json")
+
+
+def cached_info(name: str) -> Mapping[str, Any] | None:
+    """The recorded metrics of a trained zoo model, or None if it was never trained here."""
+    _, meta_path = _paths(zoo_entry(name))
+    if not meta_path.is_file():
+        return None
+    return json.loads(meta_path.read_text())  # type: ignore[no-any-return]
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_zoo_model(name: str, *, retrain: bool = False) -> Model:
+    """The trained zoo model ``name``, training (and caching) it on first use."""
+    import io
+
+    entry = zoo_entry(name)
+    weights_path, meta_path = _paths(entry)
+    net = entry.build()
+    meta: dict[str, Any]
+    if weights_path.is_file() and meta_path.is_file() and not retrain:
+        state = torch.load(weights_path, map_location="cpu", weights_only=True)
+        net.load_state_dict(state)
+        meta = json.loads(meta_path.read_text())
+    else:
+        log.info("training zoo model %s (recipe %s)", name, entry.recipe_hash)
+        seed = int(entry.recipe.get("seed", 0))
+        start = time.perf_counter()
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            net = entry.build()
+            metrics = dict(entry.train(net))
+        meta = {
+            "name": name,
+            "recipe": dict(entry.recipe),
+            "recipe_hash": entry.recipe_hash,
+            "train_time_s": round(time.perf_counter() - start, 2),
+            "torch": torch.__version__,
+            **metrics,
+        }
+        buffer = io.BytesIO()
+        torch.save(net.state_dict(), buffer)
+        atomic_write_bytes(weights_path, buffer.getvalue())
+        atomic_write_bytes(meta_path, json.dumps(meta, indent=2, default=str).encode())
+    net.eval()
+    return Model(net=net, name=f"zoo:{name}", meta=meta, **dict(entry.model_kwargs))
+
+
+def __getattr__(attr: str) -> Any:
+    """Lazy access to builder functions defined in zoo modules (e.g. ``text_classifier``)."""
+    _load_entries()
+    for module in pkgutil.iter_modules(__path__):
+        mod = importlib.import_module(f"{__name__}.{module.name}")
+        if attr in getattr(mod, "__all__", ()):
+            return getattr(mod, attr)
+    raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")

@@ -1,0 +1,68 @@
+"""Zoo models on scikit-learn's 8x8 digits: an MLP (for the verifier), a CNN and a PGD-trained CNN."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from torch import nn
+
+from robustbench_lite.zoo import ZooEntry, register_zoo_model
+from robustbench_lite.zoo.training import accuracy, pgd_linf_for_training, train_classifier
+
+__all__: list[str] = []
+
+DIGITS_MODEL = {
+    "bounds": (0.0, 1.0),
+    "input_shape": (1, 8, 8),
+    "num_classes": 10,
+    "default_threats": ("linf:0.1", "l2:1"),
+}
+
+
+def digits_mlp() -> nn.Sequential:
+    """64-32-32-10 fully connected ReLU network (small enough for complete verification)."""
+    return nn.Sequential(
+        nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 10)
+    )
+
+
+def digits_cnn() -> nn.Sequential:
+    """Two 3x3 convolutions (the second with stride 2), then a 64-unit dense layer; no pooling."""
+    return nn.Sequential(
+        nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.ReLU(),
+        nn.Flatten(), nn.Linear(32 * 4 * 4, 64), nn.ReLU(), nn.Linear(64, 10),
+    )  # fmt: skip
+
+
+def _trainer(recipe: Mapping[str, Any]) -> Any:
+    def train(net: nn.Module) -> dict[str, float]:
+        from robustbench_lite.data import load_data
+
+        x_tr, y_tr = load_data("digits", split="train")
+        x_te, y_te = load_data("digits", split="test")
+        train_classifier(
+            net, x_tr, y_tr, epochs=recipe["epochs"], lr=recipe["lr"], batch_size=recipe["batch_size"],
+            adv_eps=recipe.get("adv_eps", 0.0), adv_steps=recipe.get("adv_steps", 10),
+        )  # fmt: skip
+        out = {"clean_accuracy": accuracy(net, x_te, y_te), "train_accuracy": accuracy(net, x_tr, y_tr)}
+        if recipe.get("adv_eps"):
+            x_adv = pgd_linf_for_training(net, x_te, y_te, eps=recipe["adv_eps"], steps=20, bounds=(0.0, 1.0))
+            out["pgd20_accuracy"] = accuracy(net, x_adv, y_te)
+        return out
+
+    return train
+
+
+def _entry(name: str, description: str, build: Any, **recipe: Any) -> None:
+    recipe = {"arch": build.__name__, "data": "digits", "seed": 0, **recipe}
+    register_zoo_model(ZooEntry(name, description, build, _trainer(recipe), recipe, DIGITS_MODEL))
+
+
+_entry("digits-mlp", "64-32-32-10 ReLU MLP on 8x8 digits", digits_mlp, epochs=40, lr=1e-2, batch_size=64)
+_entry("digits-cnn", "2-conv CNN on 8x8 digits", digits_cnn, epochs=30, lr=1e-2, batch_size=64)
+_entry(
+    "digits-cnn-at", "2-conv CNN on 8x8 digits, PGD-10 adversarial training at linf 0.1",
+    digits_cnn, epochs=30, lr=1e-2, batch_size=64, adv_eps=0.1, adv_steps=10,
+)  # fmt: skip

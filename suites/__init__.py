@@ -1,0 +1,1 @@
+"""Built-in suites, shipped as package data and referenced as ``builtin:NAME``."""
