@@ -36,6 +36,7 @@ class PGD(Attack):
     """
 
     supports = frozenset((n, g) for n in (Norm.LINF, Norm.L2) for g in (Goal.UNTARGETED, Goal.TARGETED))
+    quick_params = {"steps": 10}
     steps: int = 40
     restarts: int = 1
     step_size: float | None = None

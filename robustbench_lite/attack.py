@@ -107,6 +107,8 @@ class Attack(ABC):
 
     name: ClassVar[str] = "attack"
     supports: ClassVar[frozenset[tuple[Norm, Goal]]] = frozenset()
+    #: Parameters for a fast, weaker run (suites' ``--quick``, registry-generated tests).
+    quick_params: ClassVar[Mapping[str, Any]] = {}
 
     @final
     def __call__(
