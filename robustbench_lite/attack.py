@@ -109,6 +109,10 @@ class Attack(ABC):
     supports: ClassVar[frozenset[tuple[Norm, Goal]]] = frozenset()
     #: Parameters for a fast, weaker run (suites' ``--quick``, registry-generated tests).
     quick_params: ClassVar[Mapping[str, Any]] = {}
+    #: False for attacks that cannot run on an image classifier with tensor inputs (model
+    #: inversion, text, fusion); they are then left out of the registry-generated tests and
+    #: must have tests of their own.
+    generic_test: ClassVar[bool] = True
 
     @final
     def __call__(
