@@ -1,0 +1,66 @@
+"""Zoo model on the AT&T / ORL faces: a small CNN over 40 identities (``zoo:orl-cnn``).
+
+The data come from the data folder (``$RBL_DATA_DIR/att_faces_orl``) through
+``rbl.load_data("orl", split=..., size=(56, 46))``: the fixed seeded split of 7 train / 3 test
+images per identity, downsampled 2x by area averaging. The network is an ``nn.Sequential``
+whose last module is ``nn.Linear(128, 40)``, so attacks that need a feature extractor plus a
+linear head (QuadAttack) split it automatically. Training takes about a minute on 2 CPU cores.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from torch import nn
+
+from robustbench_lite.zoo import ZooEntry, register_zoo_model
+from robustbench_lite.zoo.training import accuracy, train_classifier
+
+__all__: list[str] = []
+
+ORL_SIZE = (56, 46)
+ORL_MODEL = {
+    "bounds": (0.0, 1.0),
+    "input_shape": (1, *ORL_SIZE),
+    "num_classes": 40,
+    "default_threats": ("l2:1.0:top_k:5",),
+}
+
+
+def orl_cnn() -> nn.Sequential:
+    """Three 3x3 conv blocks (16, 32, 32 channels; max-pooling), a 128-unit dense layer, 40 logits."""
+    return nn.Sequential(
+        nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),   # 28 x 23
+        nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),  # 14 x 11
+        nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d((4, 4)),
+        nn.Flatten(), nn.Linear(32 * 4 * 4, 128), nn.ReLU(), nn.Linear(128, 40),
+    )  # fmt: skip
+
+
+def _trainer(recipe: Mapping[str, Any]) -> Any:
+    def train(net: nn.Module) -> dict[str, float]:
+        from robustbench_lite.data import load_data
+
+        size = tuple(recipe["size"])
+        x_tr, y_tr = load_data("orl", split="train", size=size)
+        x_te, y_te = load_data("orl", split="test", size=size)
+        train_classifier(
+            net, x_tr, y_tr, epochs=recipe["epochs"], lr=recipe["lr"],
+            batch_size=recipe["batch_size"], weight_decay=recipe["weight_decay"],
+        )  # fmt: skip
+        return {"clean_accuracy": accuracy(net, x_te, y_te), "train_accuracy": accuracy(net, x_tr, y_tr)}
+
+    return train
+
+
+_RECIPE = {
+    "arch": "orl_cnn", "data": "orl", "size": list(ORL_SIZE), "seed": 0,
+    "epochs": 60, "lr": 3e-3, "batch_size": 32, "weight_decay": 1e-4,
+}  # fmt: skip
+register_zoo_model(
+    ZooEntry(
+        "orl-cnn", "3-conv CNN on AT&T/ORL faces (40 identities, 56x46; needs RBL_DATA_DIR)",
+        orl_cnn, _trainer(_RECIPE), _RECIPE, ORL_MODEL,
+    )  # fmt: skip
+)
