@@ -145,12 +145,13 @@ class Attack(ABC):
             generator = torch.Generator().manual_seed(seed)
         start = time.perf_counter()
         clean_logits = model.logits(x)
+        _check_labels(y, clean_logits.shape[1], model.name)
         if target is None:
             target = threat.sample_targets(y, clean_logits.shape[1], generator)
         out = self.run(model, x, y, threat, target=target, generator=generator)
         if not isinstance(out, AttackOutput):
             out = AttackOutput(out)
-        x_adv = threat.project(x, out.x_adv, model.bounds)
+        x_adv = threat.project(x, _finite_or_clean(x, out.x_adv), model.bounds)
         adv_logits = model.logits(x_adv)
         success = threat.contains(x, x_adv, model.bounds) & threat.is_success(adv_logits, y, target)
         return AttackResult(
@@ -178,3 +179,21 @@ class Attack(ABC):
         generator: torch.Generator,
     ) -> Inputs | AttackOutput:
         """Return candidate adversarial inputs (N, ...) for ``x``; the base class projects them."""
+
+
+def _check_labels(y: torch.Tensor, num_classes: int, model_name: str) -> None:
+    """Raise :class:`DataError` unless ``y`` holds integer class ids in ``[0, num_classes)``."""
+    if y.is_floating_point() or y.dtype == torch.bool:
+        raise DataError(f"labels have dtype {y.dtype}; pass integer class ids (torch.long)")
+    if y.numel() and (int(y.min()) < 0 or int(y.max()) >= num_classes):
+        raise DataError(
+            f"labels span {int(y.min())}..{int(y.max())} but {model_name} has {num_classes} classes; "
+            "pass labels in 0..num_classes-1 for this model"
+        )
+
+
+def _finite_or_clean(x: Inputs, x_adv: Inputs) -> Inputs:
+    """``x_adv`` with NaN/inf entries reset to the clean input (a diverged attack fails there)."""
+    if isinstance(x, torch.Tensor) and isinstance(x_adv, torch.Tensor) and x_adv.shape == x.shape:
+        return torch.where(torch.isfinite(x_adv), x_adv, x)
+    return x_adv

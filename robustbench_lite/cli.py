@@ -17,6 +17,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 from types import ModuleType
+from typing import NoReturn
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -32,11 +33,23 @@ def _command_modules() -> list[ModuleType]:
     return sorted(mods, key=lambda m: m.NAME)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors (exit 2), like every other bad input."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {_one_line(message)} (see {self.prog} --help)\n")
+
+
+def _one_line(text: object) -> str:
+    """``text`` with its lines joined, so an error is always exactly one line on stderr."""
+    return " ".join(part.strip() for part in str(text).splitlines() if part.strip())
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every discovered subcommand."""
     from robustbench_lite import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="robustbench-lite",
         description="Attack, verify and scan PyTorch models against YAML-defined threat models.",
     )
@@ -66,10 +79,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args._run(args))
     except ExpectationFailed as exc:
-        print(f"robustbench-lite: {exc}", file=sys.stderr)
+        print(f"robustbench-lite: {_one_line(exc)}", file=sys.stderr)
         return EXIT_FAILED
     except RobustbenchLiteError as exc:
-        print(f"robustbench-lite: error: {exc}", file=sys.stderr)
+        print(f"robustbench-lite: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("robustbench-lite: interrupted", file=sys.stderr)
@@ -78,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("RBL_DEBUG"):
             traceback.print_exc()
         print(
-            f"robustbench-lite: internal error: {type(exc).__name__}: {exc} "
+            f"robustbench-lite: internal error: {type(exc).__name__}: {_one_line(exc)} "
             "(set RBL_DEBUG=1 for a traceback, and please report it)",
             file=sys.stderr,
         )

@@ -81,8 +81,23 @@ def load_data(
                 f"choose one of {', '.join(list_datasets())} or npz:PATH"
             )
         module = importlib.import_module(f"robustbench_lite.datasets.{name}")
+        _check_options(spec, module.load, kw)
         x, y = module.load(split=split, **kw)
     return take(x, y, n, spec=spec)
+
+
+def _check_options(spec: str, loader: Any, kw: dict[str, Any]) -> None:
+    """Raise :class:`DataError` for a keyword option the dataset's loader does not take."""
+    import inspect
+
+    params = inspect.signature(loader).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    known = [name for name in params if name != "split"]
+    for key in kw:
+        if key not in known:
+            takes = f"it takes {', '.join(known)}" if known else "it takes no options"
+            raise DataError(f"dataset {spec}: unknown option {key!r}{did_you_mean(key, known)}; {takes}")
 
 
 def take(x: torch.Tensor, y: torch.Tensor, n: int | None, *, spec: str = "data") -> tuple[torch.Tensor, torch.Tensor]:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import importlib
 import pickle
+import pickletools
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -98,7 +100,16 @@ def resolve_arch(arch: str) -> nn.Module:
         if not hasattr(obj, part):
             raise CheckpointError(f"arch {arch!r}: {module_name} has no attribute {attr}")
         obj = getattr(obj, part)
-    net = obj() if callable(obj) else obj
+    if isinstance(obj, nn.Module) or not callable(obj):
+        net = obj
+    else:
+        try:
+            net = obj()
+        except Exception as exc:  # the user's constructor: report it, do not crash
+            raise CheckpointError(
+                f"arch {arch!r}: calling {attr}() failed ({type(exc).__name__}: {_first_line(exc)}); "
+                "point --arch at a class or factory that builds the network with no arguments"
+            ) from None
     if not isinstance(net, nn.Module):
         raise CheckpointError(f"arch {arch!r} gave a {type(net).__name__}, not a torch.nn.Module")
     return net
@@ -107,19 +118,28 @@ def resolve_arch(arch: str) -> nn.Module:
 def read_state_dict(path: Path, *, trust_checkpoint: bool = False) -> dict[str, torch.Tensor]:
     """Read a state_dict safely; unwraps ``{"state_dict": ...}`` and ``{"model": ...}``."""
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols; the error says it all
+            warnings.simplefilter("ignore")
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        if not trust_checkpoint:
-            reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else "unsafe pickle"
+        imports = pickle_imports(path)
+        if imports is None:  # not even a well-formed pickle: random bytes or a foreign format
             raise CheckpointError(
-                f"{path} needs full unpickling, which can run code, so it was refused ({reason}); "
-                "re-save it as a plain state_dict, or pass trust_checkpoint=True (CLI: --trust-checkpoint) "
-                "only if you trust its source"
+                f"{path} is not a readable PyTorch checkpoint (corrupt, truncated or not a checkpoint: "
+                f"{_first_line(exc.__context__ or exc)}); save the weights with torch.save(net.state_dict(), path)"
+            ) from None
+        if not trust_checkpoint:
+            named = ", ".join(imports[:4]) or "objects beyond tensors"
+            raise CheckpointError(
+                f"{path} needs full unpickling, which can run code ({named}), so it was refused and not "
+                "loaded; re-save it as a plain state_dict, or pass trust_checkpoint=True "
+                "(CLI: --trust-checkpoint) only if you trust its source"
             ) from None
         obj = _load_trusted(path)
     except (RuntimeError, EOFError, ValueError, OSError, zipfile.BadZipFile) as exc:
-        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint (truncated or corrupt?): {first}") from None
+        raise CheckpointError(
+            f"{path} is not a readable PyTorch checkpoint (truncated or corrupt?): {_first_line(exc)}"
+        ) from None
     for key in ("state_dict", "model_state_dict", "model"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
@@ -128,9 +148,49 @@ def read_state_dict(path: Path, *, trust_checkpoint: bool = False) -> dict[str, 
     return obj
 
 
+def _first_line(exc: BaseException) -> str:
+    """The last line of an exception's message, cut at its first sentence (max 200 chars)."""
+    text = str(exc).strip()
+    return text.splitlines()[-1].split(". ")[0][:200] if text else type(exc).__name__
+
+
+def pickle_imports(path: Path) -> list[str] | None:
+    """Globals a checkpoint's pickle would import, read without unpickling (``pickletools``).
+
+    Returns the non-torch ``module.name`` strings (torch's own rebuild helpers are left out), or
+    None when the file is not a well-formed pickle (nor a torch zip archive holding one).
+    """
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as zf:
+                member = next((n for n in zf.namelist() if n.endswith("data.pkl")), None)
+                if member is None:
+                    return None
+                data = zf.read(member)
+        else:
+            data = path.read_bytes()
+        ops = list(pickletools.genops(data))
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError, KeyError):
+        return None
+    names: list[str] = []
+    strings: list[str] = []
+    for op, arg, _ in ops:
+        if isinstance(arg, str):
+            strings.append(arg)
+        if op.name == "GLOBAL" and isinstance(arg, str):
+            names.append(arg.replace(" ", "."))
+        elif op.name == "STACK_GLOBAL" and len(strings) >= 2:
+            names.append(f"{strings[-2]}.{strings[-1]}")
+            strings.clear()
+    safe = ("torch.", "collections.OrderedDict", "builtins.set")
+    return sorted({n for n in names if not n.startswith(safe)})
+
+
 def _load_trusted(path: Path) -> Any:
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # trusted but still broken
         raise CheckpointError(f"{path} could not be unpickled: {exc}") from None
 

@@ -108,6 +108,9 @@ class Model:
                 f"(N, {', '.join(map(str, self.input_shape))}); pass data of that shape"
             )
         if x.is_floating_point() and x.numel():
+            if not torch.isfinite(x).all():
+                bad = int((~torch.isfinite(x)).reshape(x.shape[0], -1).any(dim=1).sum())
+                raise DataError(f"data holds NaN or inf in {bad} of {x.shape[0]} samples; clean the data first")
             lo, hi = self.bounds
             if float(x.min()) < lo - 1e-6 or float(x.max()) > hi + 1e-6:
                 raise DataError(

@@ -48,6 +48,7 @@ class Registry(Generic[T]):
         """Class decorator: ``@register_attack("pgd")``. Duplicate names raise unless ``replace``."""
 
         def decorator(cls: type[T]) -> type[T]:
+            self.load_plugins()  # so a clash with a built-in is caught now, not at its import
             existing = self._classes.get(name)
             if existing is not None and existing is not cls and not replace:
                 if (existing.__module__, existing.__qualname__) != (cls.__module__, cls.__qualname__):

@@ -43,9 +43,10 @@ def parse_eps(value: Any, *, where: str = "eps") -> float:
 
 def _format_eps(eps: float) -> str:
     frac = Fraction(eps).limit_denominator(1000)
-    if frac.denominator in (255, 256) and abs(float(frac) - eps) < 1e-12:
+    if frac.denominator in (255, 256) and float(frac) == eps:
         return f"{frac.numerator}/{frac.denominator}"
-    return f"{eps:g}"
+    short = f"{eps:g}"
+    return short if float(short) == eps else repr(float(eps))  # parse(spec()) round-trips exactly
 
 
 def _enum(cls: type[Norm] | type[Goal], value: Any, where: str) -> Any:
@@ -82,6 +83,13 @@ class ThreatModel:
     name: str = ""
 
     def __post_init__(self) -> None:
+        if not isinstance(self.norm, Norm):  # accept "linf" as well as Norm.LINF
+            object.__setattr__(self, "norm", _enum(Norm, self.norm, "threat.norm"))
+        if not isinstance(self.goal, Goal):
+            object.__setattr__(self, "goal", _enum(Goal, self.goal, "threat.goal"))
+        if isinstance(self.eps, bool) or not isinstance(self.eps, (int, float)):
+            raise ThreatSpecError(f"eps={self.eps!r} must be a number; use ThreatModel.parse for '8/255'")
+        object.__setattr__(self, "eps", float(self.eps))
         if not math.isfinite(self.eps) or self.eps < 0:
             raise ThreatSpecError(f"eps={self.eps!r} must be a finite number >= 0")
         if self.k < 1:

@@ -50,3 +50,17 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text} must be >= 1")
     return value
+
+
+def check_report_path(path: str | None) -> None:
+    """Fail before any work when ``--report PATH`` cannot be written (a folder, or under a file)."""
+    from pathlib import Path
+
+    if path is None:
+        return
+    target = Path(path)
+    if target.is_dir():
+        raise RobustbenchLiteError(f"--report {path}: is a folder; pass a file path such as {path}/report.json")
+    parent = next((p for p in target.parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise RobustbenchLiteError(f"--report {path}: {parent} is a file, not a folder; pick another path")

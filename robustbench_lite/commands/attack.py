@@ -6,6 +6,7 @@ import argparse
 
 from robustbench_lite.commands._common import (
     add_model_arguments,
+    check_report_path,
     load_model_from_args,
     parse_params,
     positive_int,
@@ -32,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from robustbench_lite.report import CheckResult, Report, environment, write_atomic
     from robustbench_lite.threat import ThreatModel
 
+    check_report_path(args.report)
     attack = create_attack(args.attack, **parse_params(args.param))  # validates before heavy work
     threat = ThreatModel.parse(args.threat)
     model = load_model_from_args(args)

@@ -131,18 +131,31 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+def _read_cache(net: nn.Module, weights_path: Path, meta_path: Path) -> dict[str, Any] | None:
+    """Load cached weights into ``net`` and return their metadata; None if absent or unreadable."""
+    if not (weights_path.is_file() and meta_path.is_file()):
+        return None
+    try:
+        state = torch.load(weights_path, map_location="cpu", weights_only=True)
+        net.load_state_dict(state)
+        meta = json.loads(meta_path.read_text())
+    except Exception as exc:  # a corrupt cache entry is rebuilt, never fatal
+        log.warning("zoo cache %s is unreadable (%s); retraining", weights_path, exc)
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
 def load_zoo_model(name: str, *, retrain: bool = False) -> Model:
     """The trained zoo model ``name``, training (and caching) it on first use."""
     import io
 
     entry = zoo_entry(name)
     weights_path, meta_path = _paths(entry)
-    net = entry.build()
-    meta: dict[str, Any]
-    if weights_path.is_file() and meta_path.is_file() and not retrain:
-        state = torch.load(weights_path, map_location="cpu", weights_only=True)
-        net.load_state_dict(state)
-        meta = json.loads(meta_path.read_text())
+    with torch.random.fork_rng():  # building must not consume the caller's random stream
+        net = entry.build()
+    cached = None if retrain else _read_cache(net, weights_path, meta_path)
+    if cached is not None:
+        meta = cached
     else:
         log.info("training zoo model %s (recipe %s)", name, entry.recipe_hash)
         seed = int(entry.recipe.get("seed", 0))
