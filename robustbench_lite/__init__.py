@@ -45,6 +45,9 @@ from robustbench_lite.registry import register_detector as register_detector
 from robustbench_lite.registry import register_verifier as register_verifier
 from robustbench_lite.report import CheckResult as CheckResult
 from robustbench_lite.report import Report as Report
+from robustbench_lite.runner import run_suite as run_suite
+from robustbench_lite.suite import Suite as Suite
+from robustbench_lite.suite import load_suite as load_suite
 from robustbench_lite.threat import ThreatModel as ThreatModel
 from robustbench_lite.types import Goal as Goal
 from robustbench_lite.types import Inputs as Inputs
@@ -63,7 +66,7 @@ __all__ = [
     "VerificationResult", "Verifier", "__version__", "create_attack", "create_defense",
     "create_detector", "create_verifier", "list_attacks", "list_defenses", "list_detectors",
     "list_verifiers", "load_data", "load_model", "register_attack", "register_defense",
-    "register_detector", "register_verifier", "zoo",
+    "register_detector", "register_verifier", "zoo", "run_suite", "load_suite", "Suite",
 ]
 
 

@@ -83,6 +83,24 @@ class Report:
         """Pretty JSON (NaN written as null)."""
         return json.dumps(self.to_dict(), indent=2, sort_keys=False)
 
+    def to_markdown(self) -> str:
+        """A Markdown summary (see :mod:`robustbench_lite.report_formats`)."""
+        from robustbench_lite.report_formats import to_markdown
+
+        return to_markdown(self)
+
+    def to_junit(self) -> str:
+        """JUnit XML, one testcase per check (see :mod:`robustbench_lite.report_formats`)."""
+        from robustbench_lite.report_formats import to_junit
+
+        return to_junit(self)
+
+    def to_html(self) -> str:
+        """One self-contained HTML page with figures (see :mod:`robustbench_lite.report_html`)."""
+        from robustbench_lite.report_html import to_html
+
+        return to_html(self)
+
     def to_table(self) -> str:
         """A plain-text table: one row per check with its main values."""
         header = ("check", "kind", "threat", "clean_acc", "robust_acc", "time_s", "result")
