@@ -76,7 +76,9 @@ def _load_torchscript(path: Path, **kw: Any) -> Model:
             "with --arch package.module:Class"
         )
     try:
-        net = torch.jit.load(str(path), map_location="cpu")
+        with warnings.catch_warnings():  # torch 2.13 deprecates TorchScript; loading still works
+            warnings.simplefilter("ignore", DeprecationWarning)
+            net = torch.jit.load(str(path), map_location="cpu")
     except (RuntimeError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(
