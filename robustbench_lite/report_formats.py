@@ -107,3 +107,18 @@ def to_junit(report: Report) -> str:
 
 def _values_line(r: CheckResult) -> str:
     return ", ".join(f"{k}={value_text(v)}" for k, v in r.values.items())
+
+
+def comparable(report: Report) -> dict[str, Any]:
+    """The report without what legitimately varies between runs (timings, environment).
+
+    Two runs of one suite on one model with one seed give equal ``comparable`` dicts, whatever
+    the executor and however often the run was interrupted and resumed.
+    """
+    doc = report.to_dict()
+    doc.pop("env", None)
+    for check in doc["checks"]:
+        check.pop("elapsed_s", None)
+        for cell in check.get("detail", {}).get("cells", []):
+            cell.pop("elapsed_s", None)
+    return doc

@@ -31,9 +31,10 @@ def merge_check(check: Check, cells: Sequence[tuple[Cell, Mapping[str, Any]]]) -
     }
     if threat is not None:
         detail.update(norm=threat.norm.value, eps=threat.eps, goal=threat.goal.value)
-    failed = [str(e) for e in check.expect if not e.holds(values.get(e.metric))]
+    failed = [e for e in check.expect if not e.holds(values.get(e.metric))]
     if failed:
-        detail["failed"] = [f"{e}: got {_show(values.get(e.split()[0]))}" for e in failed]
+        detail["failed"] = [f"{e.metric} = {_show(values.get(e.metric))}, expected {str(e)[len(e.metric) + 1:]}"
+                            for e in failed]  # fmt: skip
     return CheckResult(
         id=check.id, kind=check.kind, component=check.component,
         threat=threat.name if threat else None, passed=passed, values=values,
