@@ -1,0 +1,107 @@
+"""Branch and bound over input boxes (low-dimensional inputs) for one :class:`Case`.
+
+Boxes are processed depth-first in batches: CROWN bounds refute disjuncts (a disjunct is
+impossible on a box when one of its rows has ``lb(C_i y) > d_i``), the box centre and the box
+corners minimising each open disjunct's linear lower bound are tried as counterexamples, and
+open boxes are bisected along the dimension with the largest ``|A_i| * width_i`` (the
+"smear" of the linear bound), as in input-split BaB (nnenum, alpha-beta-CROWN input split).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from robustbench_lite.verify.bounds import propagate
+from robustbench_lite.verify.falsify import Check, disjunct_margin, stacked_spec
+from robustbench_lite.verify.layers import Network
+from robustbench_lite.verify.properties import Case
+
+Box = tuple[np.ndarray, np.ndarray, np.ndarray]  # lo (N, n), hi (N, n), open disjuncts (N, K)
+
+
+@dataclass
+class Outcome:
+    """``status`` in unsat / sat / timeout / paused / unknown; ``x`` the checked counterexample."""
+
+    status: str
+    x: np.ndarray | None = None
+    stack: list[Box] = field(default_factory=list)
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+def initial_stack(case: Case) -> list[Box]:
+    """The case's box with every disjunct open."""
+    return [(case.lo[None].copy(), case.hi[None].copy(), np.ones((1, len(case.disjuncts)), dtype=bool))]
+
+
+def _pop(stack: list[Box], batch: int) -> Box:
+    lo, hi, act = stack.pop()
+    if lo.shape[0] > batch:
+        stack.append((lo[:-batch], hi[:-batch], act[:-batch]))
+        lo, hi, act = lo[-batch:], hi[-batch:], act[-batch:]
+    return lo, hi, act
+
+
+def _candidates(lo: np.ndarray, hi: np.ndarray, A: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Centres plus, per open row, the box corner minimising its linear lower bound."""
+    pts = [(lo + hi) / 2]
+    for r in np.flatnonzero(rows.any(axis=0)):
+        pts.append(np.where(A[:, r, :] > 0, lo, hi))
+    return np.concatenate(pts)
+
+
+def input_split(net: Network, case: Case, check: Check, deadline: float, *,
+                stack: list[Box] | None = None, batch: int = 256, pause_at: float | None = None,
+                max_boxes: int = 50_000_000) -> Outcome:
+    """Decide ``case`` by input splitting; ``paused`` returns the open ``stack`` at ``pause_at``."""
+    C, d, group = stacked_spec(case)
+    K = len(case.disjuncts)
+    onehot = np.stack([group == k for k in range(K)], axis=1)  # (R, K)
+    stack = initial_stack(case) if stack is None else stack
+    stats = {"boxes": 0, "batches": 0}
+    while stack:
+        now = time.monotonic()
+        if now > deadline or stats["boxes"] > max_boxes:
+            return Outcome("timeout", stack=stack, stats=stats)
+        if pause_at is not None and now > pause_at:
+            return Outcome("paused", stack=stack, stats=stats)
+        lo, hi, act = _pop(stack, batch)
+        stats["boxes"] += lo.shape[0]
+        stats["batches"] += 1
+        bnd = propagate(net, lo, hi, C)
+        row_refuted = bnd.spec_lb - d > 0  # (B, R)
+        refuted = (row_refuted[:, :, None] & onehot[None]).any(axis=1)  # (B, K)
+        act = act & ~refuted
+        keep = act.any(axis=1)
+        if not keep.any():
+            continue
+        lo, hi, act, A = lo[keep], hi[keep], act[keep], bnd.spec_A[keep]
+        open_rows = act @ onehot.T.astype(bool) & ~row_refuted[keep]  # (B, R)
+        pts = _candidates(lo, hi, A, open_rows)
+        margin = disjunct_margin(net.forward(pts), C, d, group, K)
+        for i in np.argsort(margin)[:4]:
+            if margin[i] > 0:
+                break
+            found = check(pts[i])
+            if found is not None:
+                return Outcome("sat", x=found, stats=stats)
+        width = hi - lo
+        tiny = width.max(axis=1) < 1e-9
+        if tiny.any():  # a point-sized box neither refuted nor falsified: give up on it
+            stats["stuck"] = stats.get("stuck", 0) + int(tiny.sum())
+            lo, hi, act, A, open_rows, width = (v[~tiny] for v in (lo, hi, act, A, open_rows, width))
+            if lo.shape[0] == 0:
+                continue
+        score = np.einsum("brn,br->bn", np.abs(A), open_rows.astype(np.float64)) * width
+        score = np.where(width > 0, score + 1e-12 * width, -1.0)
+        dim = score.argmax(axis=1)
+        idx = np.arange(lo.shape[0])
+        mid = (lo[idx, dim] + hi[idx, dim]) / 2
+        lo2, hi1 = lo.copy(), hi.copy()
+        hi1[idx, dim] = mid
+        lo2[idx, dim] = mid
+        stack.append((np.concatenate([lo, lo2]), np.concatenate([hi1, hi]), np.concatenate([act, act])))
+    return Outcome("unknown" if stats.get("stuck") else "unsat", stats=stats)

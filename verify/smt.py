@@ -1,0 +1,294 @@
+"""The ``smt`` verifier: falsify, bound, branch, and hand z3 only the leaves that remain.
+
+Pipeline per property (see DESIGN.md "The verifier, in one picture"):
+lower the network to ``Affine/ReLU`` (an unsupported layer gives UNKNOWN naming it) ->
+falsify (samples + PGD inside the box) -> CROWN bounds -> input splitting when the input has at
+most ``input_split_max_dim`` dimensions (in a process pool over sub-boxes when it does not
+close within ``serial_s``), else ReLU splitting with incremental z3 on leaves -> answer.
+
+Every FALSIFIED carries a counterexample that was re-run through the original model in
+float32 (and through onnxruntime for ONNX models) and satisfies the property exactly, else
+the answer is UNKNOWN. VERIFIED means the property holds for the real-valued network with the
+model's (float32) weights over the whole box; bounds are widened outward (see bounds.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from robustbench_lite.verify.branch import Outcome, input_split
+from robustbench_lite.verify.falsify import FalsifyParams, falsify
+from robustbench_lite.verify.layers import Network, lower_model
+from robustbench_lite.verify.properties import Case, Property, robustness_property
+from robustbench_lite.verify.relusplit import relu_split
+
+from robustbench_lite.errors import RobustbenchLiteError, UnsupportedLayerError
+from robustbench_lite.model import Model
+from robustbench_lite.registry import register_verifier
+from robustbench_lite.threat import ThreatModel
+from robustbench_lite.types import Goal, Status
+from robustbench_lite.verifier import VerificationResult, Verifier
+
+
+@dataclass(frozen=True)
+class PropertyResult:
+    """Verdict on one :class:`Property`: ``status``, checked counterexample ``x`` and its ``y``."""
+
+    status: Status
+    x: np.ndarray | None = None
+    y: np.ndarray | None = None
+    reason: str = ""
+    stats: dict[str, Any] = field(default_factory=dict)
+    root_bounds: list[tuple[np.ndarray, np.ndarray]] | None = None
+
+
+@contextlib.contextmanager
+def single_threaded() -> Iterator[None]:
+    """One BLAS and one torch thread (parallelism comes from processes; spinning threads
+    on a loaded 2-core machine cost more than they give)."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        from threadpoolctl import threadpool_limits
+
+        limiter: Any = threadpool_limits(1)
+    except ImportError:  # threadpoolctl comes with scikit-learn; without it BLAS keeps its threads
+        limiter = contextlib.nullcontext()
+    try:
+        with limiter:
+            yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def make_check(model: Model, prop: Property) -> Any:
+    """The float32 re-check: x (n_in,) float64 -> the float32 point (as float64) or None."""
+    shape = tuple(model.input_shape or (prop.n_inputs,))
+
+    def check(x: np.ndarray) -> np.ndarray | None:
+        for case in prop.cases:
+            x32 = to_float32_in_box(np.clip(x, case.lo, case.hi), case.lo, case.hi)
+            if x32 is None:
+                continue
+            with torch.no_grad():
+                y = model(torch.from_numpy(x32.reshape((1,) + shape))).double().numpy().reshape(-1)
+            if prop.holds_at(x32.astype(np.float64), y):
+                return x32.astype(np.float64)
+        return None
+
+    return check
+
+
+def to_float32_in_box(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray | None:
+    """``x`` as float32 with every entry still inside ``[lo, hi]`` (nudged by one ulp if needed)."""
+    x32 = x.astype(np.float32)
+    x32 = np.where(x32.astype(np.float64) < lo, np.nextafter(x32, np.float32(np.inf)), x32)
+    x32 = np.where(x32.astype(np.float64) > hi, np.nextafter(x32, np.float32(-np.inf)), x32)
+    ok = (x32.astype(np.float64) >= lo).all() and (x32.astype(np.float64) <= hi).all()
+    return x32.astype(np.float32) if ok else None
+
+
+_JOB: dict[str, Any] = {}
+
+
+def _split_worker(part: list) -> Outcome:
+    with single_threaded():
+        j = _JOB
+        return input_split(j["net"], j["case"], j["check"], j["deadline"], stack=part)
+
+
+@register_verifier("smt")
+@dataclass(frozen=True)
+class SmtVerifier(Verifier):
+    """Complete verifier for piecewise-linear (ReLU) networks: bounds + branching + z3 leaves.
+
+    Args:
+        workers: processes for input splitting and for many samples (the machine has 2 cores).
+        seed: seed of the falsifier's sampling.
+        input_split_max_dim: input splitting at or below this input dimension, ReLU splitting above.
+        leaf_unstable: ReLU-split domains with at most this many unstable neurons go to z3.
+        serial_s: seconds of serial input splitting before the work is spread over ``workers``.
+        falsify_samples: uniform samples before PGD.
+
+    Example::
+
+        res = rbl.create_verifier("smt").verify(model, x, y, "linf:0.02", timeout_s=10)
+    """
+
+    workers: int = 2
+    seed: int = 0
+    input_split_max_dim: int = 16
+    leaf_unstable: int = 12
+    serial_s: float = 1.0
+    falsify_samples: int = 4096
+
+    def verify(self, model: Model, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel | str, *,
+               timeout_s: float = 60.0) -> VerificationResult:
+        """Local robustness of each ``x[i]`` (N, ...) with label ``y[i]``; ``timeout_s`` per sample."""
+        threat = ThreatModel.parse(threat)
+        start = time.monotonic()
+        n = int(x.shape[0])
+        try:
+            net = lower_model(model)
+        except UnsupportedLayerError as exc:
+            return VerificationResult((Status.UNKNOWN,) * n, reasons={i: str(exc) for i in range(n)},
+                                      elapsed_s=time.monotonic() - start)
+        if threat.goal is Goal.TARGETED:
+            raise RobustbenchLiteError(f"threat {threat.name}: pass targets through verify_property; "
+                                       "the smt verifier checks untargeted robustness")
+        n_classes = net.n_outputs
+        props = [robustness_property(x[i].detach().double().numpy(), int(y[i]), n_classes, threat, model.bounds)
+                 for i in range(n)]
+        results = self._run_many(model, net, props, timeout_s)
+        return self._collect(results, x, start)
+
+    def _run_many(self, model: Model, net: Network, props: list[Property], timeout_s: float) -> list[PropertyResult]:
+        if self.workers <= 1 or len(props) <= 1:
+            return [self.verify_property(model, p, timeout_s=timeout_s, net=net, parallel=False) for p in props]
+        _JOB.clear()
+        _JOB.update(verifier=self, model=model, net=net, props=props, timeout=timeout_s)
+        ctx = multiprocessing.get_context("fork")
+        with ctx.Pool(self.workers) as pool:
+            return pool.map(_sample_worker, range(len(props)), chunksize=1)
+
+    def _collect(self, results: list[PropertyResult], x: torch.Tensor, start: float) -> VerificationResult:
+        cex = {i: torch.from_numpy(r.x.astype(np.float32)).reshape(x.shape[1:]).to(x.dtype)
+               for i, r in enumerate(results) if r.status is Status.FALSIFIED and r.x is not None}
+        reasons = {i: r.reason for i, r in enumerate(results) if r.reason}
+        layer_bounds = None
+        if results and all(r.root_bounds is not None for r in results):
+            layer_bounds = tuple(
+                (torch.from_numpy(np.stack([r.root_bounds[k][0] for r in results])),  # type: ignore[index]
+                 torch.from_numpy(np.stack([r.root_bounds[k][1] for r in results])))  # type: ignore[index]
+                for k in range(len(results[0].root_bounds or []))
+            )
+        stats = {"per_sample": [r.stats for r in results]}
+        return VerificationResult(tuple(r.status for r in results), counterexamples=cex, reasons=reasons,
+                                  layer_bounds=layer_bounds, elapsed_s=time.monotonic() - start, stats=stats)
+
+    # ------------------------------------------------------------------ one property
+    def verify_property(self, model: Model, prop: Property, *, timeout_s: float, net: Network | None = None,
+                        parallel: bool = True, onnx_path: str | None = None) -> PropertyResult:
+        """Decide one property (VNNLIB semantics: FALSIFIED = a counterexample exists)."""
+        start = time.monotonic()
+        deadline = start + timeout_s
+        try:
+            net = net if net is not None else lower_model(model)
+        except UnsupportedLayerError as exc:
+            return PropertyResult(Status.UNKNOWN, reason=str(exc))
+        if (net.n_inputs, net.n_outputs) != (prop.n_inputs, prop.n_outputs):
+            raise RobustbenchLiteError(
+                f"the property has {prop.n_inputs} inputs and {prop.n_outputs} outputs but {model.name} has "
+                f"{net.n_inputs} and {net.n_outputs}; use a property written for this network")
+        with single_threaded():
+            res = self._decide(model, net, prop, deadline, parallel)
+        if res.status is Status.FALSIFIED and onnx_path:
+            res = _confirm_onnx(res, onnx_path, model, prop)
+        res.stats["time_s"] = round(time.monotonic() - start, 4)
+        return res
+
+    def _decide(self, model: Model, net: Network, prop: Property, deadline: float, parallel: bool) -> PropertyResult:
+        check = make_check(model, prop)
+        stats: dict[str, Any] = {"method": "falsify"}
+        for case in prop.cases:
+            x = falsify(net, case, check, deadline, seed=self.seed,
+                        params=FalsifyParams(samples=self.falsify_samples))
+            if x is not None:
+                return self._sat(model, x, stats)
+        root = None
+        unknown = ""
+        for case in prop.cases:
+            if time.monotonic() > deadline:
+                return PropertyResult(Status.UNKNOWN, reason="timeout", stats=stats)
+            out = self._branch(net, case, check, deadline, parallel)
+            stats.update(out.stats)
+            if root is None:
+                root = _root_bounds(net, case)
+            if out.status == "sat" and out.x is not None:
+                return self._sat(model, out.x, stats)
+            if out.status == "timeout":
+                return PropertyResult(Status.UNKNOWN, reason="timeout", stats=stats, root_bounds=root)
+            if out.status == "unknown":
+                unknown = "solver gave up (z3 unknown or a leaf too small to split)"
+        if unknown:
+            return PropertyResult(Status.UNKNOWN, reason=unknown, stats=stats, root_bounds=root)
+        return PropertyResult(Status.VERIFIED, stats=stats, root_bounds=root)
+
+    def _branch(self, net: Network, case: Case, check: Any, deadline: float, parallel: bool) -> Outcome:
+        if net.n_inputs > self.input_split_max_dim:
+            out = relu_split(net, case, check, deadline, leaf_unstable=self.leaf_unstable)
+            out.stats["method"] = "relu_split"
+            return out
+        pause = time.monotonic() + self.serial_s if parallel and self.workers > 1 else None
+        out = input_split(net, case, check, deadline, pause_at=pause)
+        out.stats["method"] = "input_split"
+        if out.status != "paused":
+            return out
+        parts = _share(out.stack, self.workers)
+        _JOB.clear()
+        _JOB.update(net=net, case=case, check=check, deadline=deadline)
+        ctx = multiprocessing.get_context("fork")
+        total = dict(out.stats)
+        with ctx.Pool(self.workers) as pool:
+            status = "unsat"
+            for res in pool.imap_unordered(_split_worker, parts):
+                for key, val in res.stats.items():
+                    total[key] = total.get(key, 0) + val if isinstance(val, int) else val
+                if res.status == "sat":
+                    pool.terminate()
+                    return Outcome("sat", x=res.x, stats=total)
+                if res.status != "unsat":
+                    status = res.status if status == "unsat" or res.status == "timeout" else status
+        total["method"] = f"input_split x{self.workers}"
+        return Outcome(status, stats=total)
+
+    def _sat(self, model: Model, x: np.ndarray, stats: dict[str, Any]) -> PropertyResult:
+        shape = tuple(model.input_shape or (x.size,))
+        with torch.no_grad():
+            y = model(torch.from_numpy(x.astype(np.float32).reshape((1,) + shape))).double().numpy().reshape(-1)
+        return PropertyResult(Status.FALSIFIED, x=x, y=y, stats=stats)
+
+
+def _sample_worker(i: int) -> PropertyResult:
+    j = _JOB
+    return j["verifier"].verify_property(j["model"], j["props"][i], timeout_s=j["timeout"], net=j["net"],
+                                         parallel=False)
+
+
+def _share(stack: list, workers: int) -> list[list]:
+    """Deal the open boxes round-robin into ``workers`` stacks."""
+    lo = np.concatenate([b[0] for b in stack])
+    hi = np.concatenate([b[1] for b in stack])
+    act = np.concatenate([b[2] for b in stack])
+    return [[(lo[w::workers], hi[w::workers], act[w::workers])] for w in range(workers) if lo[w::workers].size]
+
+
+def _root_bounds(net: Network, case: Case) -> list[tuple[np.ndarray, np.ndarray]]:
+    from robustbench_lite.verify.bounds import propagate
+    from robustbench_lite.verify.falsify import stacked_spec
+
+    C, _, _ = stacked_spec(case)
+    bnd = propagate(net, case.lo[None], case.hi[None], C)
+    return [(lw[0], u[0]) for lw, u in bnd.pre]
+
+
+def _confirm_onnx(res: PropertyResult, onnx_path: str, model: Model, prop: Property) -> PropertyResult:
+    """Re-run the counterexample through onnxruntime; downgrade to UNKNOWN if it disagrees."""
+    import onnxruntime as ort
+
+    assert res.x is not None
+    sess = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
+    inp = sess.get_inputs()[0]
+    dims = [d if isinstance(d, int) and d > 0 else 1 for d in inp.shape]
+    y = sess.run(None, {inp.name: res.x.astype(np.float32).reshape(dims)})[0].reshape(-1).astype(np.float64)
+    if prop.holds_at(res.x, y):
+        return PropertyResult(Status.FALSIFIED, x=res.x, y=y, stats=res.stats)
+    return PropertyResult(Status.UNKNOWN, reason="counterexample holds in float32 torch but not in onnxruntime",
+                          stats=res.stats)
