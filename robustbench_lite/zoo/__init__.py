@@ -54,8 +54,13 @@ class ZooEntry:
     @property
     def recipe_hash(self) -> str:
         """12 hex digits of the SHA-256 of the recipe (sorted JSON)."""
-        text = json.dumps(self.recipe, sort_keys=True, default=str)
-        return hashlib.sha256(text.encode()).hexdigest()[:12]
+        return recipe_hash(self.recipe)
+
+
+def recipe_hash(recipe: Mapping[str, Any]) -> str:
+    """12 hex digits of the SHA-256 of ``recipe`` as sorted JSON (the zoo's cache key)."""
+    text = json.dumps(recipe, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 _ZOO: dict[str, ZooEntry] = {}
