@@ -229,7 +229,7 @@ class SuiteItem(pytest.Item):
         return super().repr_failure(excinfo)
 
     def reportinfo(self) -> tuple[Any, int, str]:
-        return self.path, max(self.check.line - 1, 0), f"{self.parent.name}::{self.check.id}"
+        return self.path, max(self.check.line - 1, 0), self.name
 
 
 def _failure_lines(r: Any) -> str:
