@@ -1,0 +1,122 @@
+"""FGSM and PGD on spiking networks through a chosen surrogate gradient (incl. PDSG).
+
+Lun et al., "Towards Effective and Sparse Adversarial Attack on Spiking Neural Networks via
+Breaking Invisible Surrogate Gradients", CVPR 2025 (arXiv 2503.03272). The attacker does not
+know the surrogate used in training; it builds a twin of the network whose LIF neurons use the
+guessed surrogate (``pdsg``: the potential-dependent one of the paper; or ``atan``,
+``sigmoid``, ``ste``) and runs standard FGSM / PGD with CE loss on the twin. Success is always
+re-checked on the real (Heaviside) model by the base class.
+
+Defaults follow the official code: FGSM one step ``eps * sign(g)``; PGD 10 steps of
+``eps / 4`` with a uniform random start (l_inf). l2 works as in :mod:`pgd` (normalised steps).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from robustbench_lite.attacks._losses import LOSSES
+from robustbench_lite.attacks.fgsm import FGSM
+from robustbench_lite.attacks.pgd import PGD
+
+from robustbench_lite.attack import Attack, AttackOutput
+from robustbench_lite.model import Model
+from robustbench_lite.registry import register_attack
+from robustbench_lite.snn import SURROGATES, Surrogate, SurrogateError, with_surrogate
+from robustbench_lite.threat import ThreatModel
+from robustbench_lite.types import Goal, Inputs, Norm
+
+_SUPPORTS = frozenset(
+    (n, g) for n in (Norm.LINF, Norm.L2) for g in (Goal.UNTARGETED, Goal.TARGETED)
+)
+
+
+def _check(surrogate: str, alpha: float | None, loss: str) -> None:
+    if surrogate not in SURROGATES:
+        raise SurrogateError(f"surrogate {surrogate!r}: choose one of {', '.join(SURROGATES)}")
+    Surrogate(surrogate, alpha)  # validates alpha
+    if loss not in LOSSES:
+        raise SurrogateError(f"loss {loss!r}: choose one of {', '.join(LOSSES)}")
+
+
+@register_attack("snn_fgsm")
+@dataclass(frozen=True)
+class SNNFGSM(Attack):
+    """FGSM on an SNN through the surrogate twin ``surrogate`` (arXiv 2503.03272).
+
+    Args:
+        surrogate: ``pdsg`` (default), ``atan``, ``sigmoid`` or ``ste``.
+        alpha: width of ``atan`` (default 2) / ``sigmoid`` (default 4); larger is narrower.
+        loss: ``ce`` (the paper) or ``margin``.
+
+    Shape: x (N, ...) in the model's bounds (static images, direct encoding inside the net, or
+    event frames (N, T, 2, H, W)); y (N,).
+
+    Example::
+
+        rbl.create_attack("snn_fgsm", surrogate="atan", alpha=10)(model, x, y, "linf:8/255")
+    """
+
+    supports = _SUPPORTS
+    generic_test = False
+    surrogate: str = "pdsg"
+    alpha: float | None = None
+    loss: str = "ce"
+
+    def __post_init__(self) -> None:
+        _check(self.surrogate, self.alpha, self.loss)
+
+    def run(
+        self, model: Model, x: Inputs, y: torch.Tensor, threat: ThreatModel, *,
+        target: torch.Tensor | None, generator: torch.Generator,
+    ) -> Inputs:  # fmt: skip
+        twin = with_surrogate(model, self.surrogate, self.alpha)
+        return FGSM(loss=self.loss).run(twin, x, y, threat, target=target, generator=generator)
+
+
+@register_attack("snn_pgd")
+@dataclass(frozen=True)
+class SNNPGD(Attack):
+    """PGD on an SNN through the surrogate twin ``surrogate`` (arXiv 2503.03272).
+
+    Args:
+        surrogate: ``pdsg`` (default), ``atan``, ``sigmoid`` or ``ste``.
+        alpha: width of ``atan`` (default 2) / ``sigmoid`` (default 4); larger is narrower.
+        steps: PGD steps (paper: 10).
+        rel_step: step size as a fraction of eps (paper: 1/4).
+        random_start: uniform random start in the ball (paper: yes).
+        restarts: independent runs; later runs attack only the samples still robust.
+        loss: ``ce`` (the paper), ``margin`` or ``dlr``.
+
+    Shape: as :class:`SNNFGSM`.
+    """
+
+    supports = _SUPPORTS
+    quick_params = {"steps": 5}
+    generic_test = False
+    surrogate: str = "pdsg"
+    alpha: float | None = None
+    steps: int = 10
+    rel_step: float = 0.25
+    random_start: bool = True
+    restarts: int = 1
+    loss: str = "ce"
+
+    def __post_init__(self) -> None:
+        _check(self.surrogate, self.alpha, self.loss)
+        if self.steps < 1 or self.restarts < 1 or not self.rel_step > 0:
+            raise SurrogateError(
+                f"steps={self.steps}, restarts={self.restarts} must be >= 1 and rel_step={self.rel_step} > 0"
+            )
+
+    def run(
+        self, model: Model, x: Inputs, y: torch.Tensor, threat: ThreatModel, *,
+        target: torch.Tensor | None, generator: torch.Generator,
+    ) -> AttackOutput:  # fmt: skip
+        twin = with_surrogate(model, self.surrogate, self.alpha)
+        pgd = PGD(
+            steps=self.steps, restarts=self.restarts, step_size=max(self.rel_step * threat.eps, 1e-12),
+            random_start=self.random_start, loss=self.loss,
+        )  # fmt: skip
+        return pgd.run(twin, x, y, threat, target=target, generator=generator)
