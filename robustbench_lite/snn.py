@@ -115,6 +115,8 @@ def pdsg_sigma(history: torch.Tensor, *, per_sample: bool = False) -> torch.Tens
         if per_sample:
             keep.add(1)
         dims = tuple(d for d in range(history.dim()) if d not in keep)
+        if math.prod(history.shape[d] for d in dims) < 2:  # one value: no spread, use 1
+            return torch.ones_like(history.sum(dim=dims, keepdim=True).squeeze(0))
         sigma = history.std(dim=dims, keepdim=True).squeeze(0)
         bad = ~torch.isfinite(sigma) | (sigma == 0)
         return torch.where(bad, torch.ones_like(sigma), sigma)
