@@ -42,6 +42,19 @@ def run_cells(
     return _ray(ctx, cells, address, workers)
 
 
+def preflight(kind: str, address: str | None = None) -> None:
+    """Cheap checks before any model work: a known executor, Ray installed and reachable."""
+    if kind not in EXECUTORS:
+        raise ExecutorError(f"unknown executor {kind!r}; choose one of {', '.join(EXECUTORS)}")
+    if kind == "ray":
+        import importlib.util
+
+        if importlib.util.find_spec("ray") is None:
+            raise ExecutorError('--executor ray needs Ray: pip install "robustbench_lite[ray]"')
+        if address not in (None, "auto", "local"):
+            _reachable(address)
+
+
 def _default_workers(workers: int | None, n_cells: int) -> int:
     return max(1, min(workers or (os.cpu_count() or 1), n_cells))
 
@@ -107,6 +120,8 @@ def start_ray(address: str | None, workers: int | None) -> tuple[Any, bool]:
         raise ExecutorError('--executor ray needs Ray: pip install "robustbench_lite[ray]"') from None
     if ray.is_initialized():
         return ray, False
+    if address not in (None, "auto", "local"):
+        _reachable(address)
     kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR}
     if address is None:
         kwargs["num_cpus"] = workers or os.cpu_count() or 1
@@ -119,6 +134,23 @@ def start_ray(address: str | None, workers: int | None) -> tuple[Any, bool]:
             "or leave out --ray-address to run a local Ray"
         ) from None
     return ray, True
+
+
+def _reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Fail fast when nothing listens at ``[ray://]host:port`` (Ray itself retries for minutes)."""
+    import socket
+
+    hostport = address.removeprefix("ray://")
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ExecutorError(f"Ray address {address!r}: write host:port, ray://host:port or auto")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise ExecutorError(
+            f"cannot reach a Ray cluster at {address!r} ({exc.strerror or exc}); start one with "
+            "`ray start --head` or leave out --ray-address to run a local Ray"
+        ) from None
 
 
 def _ray(ctx: CellContext, cells: Sequence[Cell], address: str | None, workers: int | None) -> Iterator[tuple[Cell, dict[str, Any]]]:

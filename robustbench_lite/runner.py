@@ -62,9 +62,10 @@ def run_suite(
         progress: show a progress bar on stderr (only when stderr is a terminal).
     """
     from robustbench_lite.data import load_data
-    from robustbench_lite.executors import run_cells
+    from robustbench_lite.executors import preflight, run_cells
 
     suite = load_suite(suite)
+    preflight(executor, ray_address)
     if seed is not None:
         suite = replace(suite, seed=seed)
     model = _model(suite, model, device)
