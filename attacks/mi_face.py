@@ -81,46 +81,46 @@ class MIFace(Attack):
             raise UnsupportedThreatError("mi_face needs tensor start images x and target classes")
         setting = setting_for_model(model, self.setting)
         lo, hi = model.bounds
-        starts = [x.detach()] + [
-            lo + (hi - lo) * torch.rand(x.shape, generator=generator).to(x) for _ in range(self.restarts - 1)
-        ]
-        best_x, best_c = x.detach().clone(), torch.full((len(target),), float("inf"), device=x.device)
-        iters = []
-        for start in starts:
-            run_x, run_c, run_iters = self._descend(model, start, target)
-            better = run_c < best_c
-            best_x[better], best_c[better] = run_x[better], run_c[better]
-            iters.append(run_iters)
+        n, r = len(target), self.restarts
+        noise = lo + (hi - lo) * torch.rand((r - 1, *x.shape), generator=generator)
+        starts = torch.cat([x.detach()[None], noise.to(x)]).reshape(r * n, *x.shape[1:])
+        runs_x, runs_c, iters = self._descend(model, starts, target.repeat(r))  # row k * n + i
+        best = runs_c.reshape(r, n).argmin(dim=0)
+        best_x = runs_x.reshape(r, n, *x.shape[1:])[best, torch.arange(n)]
+        best_c = runs_c.reshape(r, n)[best, torch.arange(n)]
         metrics = evaluate_reconstructions(model, load_evaluator(setting), best_x, target, setting)
         metrics["mean_cost"] = float(best_c.mean())
-        metrics["mean_iterations"] = float(torch.stack(iters).float().mean())
+        metrics["mean_iterations"] = float(iters.float().mean())
         return AttackOutput(best_x, metrics=metrics)
 
     def _descend(
         self, model: Model, x: torch.Tensor, target: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """One run; returns (lowest-cost iterate (N, ...), its cost (N,), steps taken (N,))."""
+        """One run per row; returns (lowest-cost iterate (N, ...), its cost (N,), steps taken (N,)).
+
+        Only rows still running are evaluated; each row's history holds its last ``patience`` costs.
+        """
         net, (lo, hi) = model.differentiable, model.bounds
         n = len(target)
         cur = x.detach().clone()
         best_x, best_c = cur.clone(), torch.full((n,), float("inf"), device=x.device)
-        history = torch.full((self.patience, n), float("inf"), device=x.device)
-        active = torch.ones(n, dtype=torch.bool, device=x.device)
+        history = torch.full((n, self.patience), float("inf"), device=x.device)
+        active = torch.arange(n, device=x.device)
         steps = torch.zeros(n, dtype=torch.int64)
         for i in range(self.max_iter + 1):
-            cur.requires_grad_(True)
-            prob = torch.softmax(net(cur), dim=1).gather(1, target[:, None])[:, 0]
+            xa = cur[active].requires_grad_(True)
+            prob = torch.softmax(net(xa), dim=1).gather(1, target[active, None])[:, 0]
             cost = 1.0 - prob
-            (grad,) = torch.autograd.grad(cost.sum(), cur)
-            cost, cur = cost.detach(), cur.detach()
-            improved = active & (cost < best_c)
-            best_x[improved], best_c[improved] = cur[improved], cost[improved]
-            stalled = (cost >= history.amax(dim=0)) if i >= self.patience else torch.zeros_like(active)
-            active &= ~stalled & (prob.detach() < self.gamma)
-            history = torch.cat([history[1:], cost[None]])
-            if i == self.max_iter or not active.any():
+            (grad,) = torch.autograd.grad(cost.sum(), xa)
+            cost = cost.detach()
+            improved = cost < best_c[active]
+            best_x[active[improved]], best_c[active[improved]] = xa.detach()[improved], cost[improved]
+            stalled = cost >= history[active].amax(dim=1) if i >= self.patience else torch.zeros_like(improved)
+            history[active] = torch.cat([history[active, 1:], cost[:, None]], dim=1)
+            keep = ~stalled & (prob.detach() < self.gamma)
+            if i == self.max_iter or not keep.any():
                 break
-            steps += active.cpu()
-            step = (self.lr * grad) * active.reshape(-1, *([1] * (cur.dim() - 1)))
-            cur = (cur - step).clamp(lo, hi)
+            active, xa, grad = active[keep], xa.detach()[keep], grad[keep]
+            steps[active.cpu()] += 1
+            cur[active] = (xa - self.lr * grad).clamp(lo, hi)
         return best_x, best_c, steps
