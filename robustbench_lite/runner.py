@@ -61,13 +61,27 @@ def run_suite(
         fresh: ignore (and drop) the stored cells of this exact run first.
         progress: show a progress bar on stderr (only when stderr is a terminal).
     """
-    from robustbench_lite.data import load_data
-    from robustbench_lite.executors import preflight, run_cells
+    from robustbench_lite.executors import preflight
 
     suite = load_suite(suite)
     preflight(executor, ray_address)
     if seed is not None:
         suite = replace(suite, seed=seed)
+    store = _open_store(db)  # a bad store file fails before any model work
+    try:
+        return _run(suite, model, store, quick=quick, data=data, n=n, device=device, executor=executor,
+                    workers=workers, ray_address=ray_address, fresh=fresh, progress=progress)  # fmt: skip
+    finally:
+        if store is not None:
+            store.close()
+
+
+def _run(suite: Suite, model: Model | str | Path | None, store: Any, *, quick: bool, data: str | None,
+         n: int | None, device: str | None, executor: str, workers: int | None, ray_address: str | None,
+         fresh: bool, progress: bool) -> Report:  # fmt: skip
+    from robustbench_lite.data import load_data
+    from robustbench_lite.executors import run_cells
+
     model = _model(suite, model, device)
     spec = suite.data
     count = n if n is not None else spec.n
@@ -81,36 +95,31 @@ def run_suite(
     cells = build_cells(checks, len(y), suite.shard_size)
     base_key, keys = run_keys(suite, checks, model, x, y, quick)
     payloads: dict[tuple[str, int], dict[str, Any]] = {}
-    store = _open_store(db)
-    try:
-        if store is not None:
-            if fresh:
-                store.forget(base_key)
-            stored = store.done(base_key)
-            payloads = {(c.check_id, c.shard): stored[(keys[c.check_id], c.shard)]
-                        for c in cells if (keys[c.check_id], c.shard) in stored}  # fmt: skip
-        todo = [c for c in cells if (c.check_id, c.shard) not in payloads]
-        resumed = len(cells) - len(todo)
-        if resumed:
-            log.info("resuming: %d of %d cells already stored", resumed, len(cells))
-        ctx = CellContext(model=model, x=x, y=y, checks=checks, seed=suite.seed)
-        with _progress(progress, len(cells), resumed) as advance:
-            for cell, payload in run_cells(executor, ctx, todo, workers=workers, address=ray_address):
-                if store is not None:
-                    store.put(base_key, keys[cell.check_id], cell.shard, payload)
-                payloads[(cell.check_id, cell.shard)] = payload
-                advance()
-        report = assemble(suite, model, checks, cells, payloads, env={
-            "seed": suite.seed, "suite_source": suite.source, "executor": executor, "quick": quick,
-            "data": data or spec.source, "n": len(y), "run_key": base_key,
-            "cells": len(cells), "cells_resumed": resumed,
-        })  # fmt: skip
-        if store is not None:
-            store.record_run(base_key, report, fingerprint=model_fingerprint(model), seed=suite.seed,
-                             run=len(todo), resumed=resumed)  # fmt: skip
-    finally:
-        if store is not None:
-            store.close()
+    if store is not None:
+        if fresh:
+            store.forget(base_key)
+        stored = store.done(base_key)
+        payloads = {(c.check_id, c.shard): stored[(keys[c.check_id], c.shard)]
+                    for c in cells if (keys[c.check_id], c.shard) in stored}  # fmt: skip
+    todo = [c for c in cells if (c.check_id, c.shard) not in payloads]
+    resumed = len(cells) - len(todo)
+    if resumed:
+        log.info("resuming: %d of %d cells already stored", resumed, len(cells))
+    ctx = CellContext(model=model, x=x, y=y, checks=checks, seed=suite.seed)
+    with _progress(progress, len(cells), resumed) as advance:
+        for cell, payload in run_cells(executor, ctx, todo, workers=workers, address=ray_address):
+            if store is not None:
+                store.put(base_key, keys[cell.check_id], cell.shard, payload)
+            payloads[(cell.check_id, cell.shard)] = payload
+            advance()
+    report = assemble(suite, model, checks, cells, payloads, env={
+        "seed": suite.seed, "suite_source": suite.source, "executor": executor, "quick": quick,
+        "data": data or spec.source, "n": len(y), "run_key": base_key,
+        "cells": len(cells), "cells_resumed": resumed,
+    })  # fmt: skip
+    if store is not None:
+        store.record_run(base_key, report, fingerprint=model_fingerprint(model), seed=suite.seed,
+                         run=len(todo), resumed=resumed)  # fmt: skip
     return report
 
 
