@@ -1,6 +1,6 @@
 """Spiking networks: a LIF neuron with pluggable surrogate gradients, and surrogate twins.
 
-The deployed ("real") spiking model fires with the Heaviside step and has no input gradient.
+The deployed ("real") spiking model fires with the Heaviside step; its input gradient is zero.
 An attacker guesses a surrogate gradient (SG) and attacks a *twin* of the network whose neurons
 use that SG in the backward pass only; :func:`with_surrogate` returns the model with that twin
 in :attr:`Model.surrogate`, so gradient attacks use it while success is judged on the real model.
@@ -140,12 +140,30 @@ class _Spike(torch.autograd.Function):
         return grad_out * deriv, None, None
 
 
+class _Heaviside(torch.autograd.Function):
+    """Heaviside forward, its true derivative (0) backward."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+        return (x >= 0).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: torch.Tensor) -> torch.Tensor:
+        return torch.zeros_like(grad_out)
+
+
 def spike(
     x: torch.Tensor, surrogate: Surrogate | None, sigma: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """Theta(x) as float; with a surrogate, its backward is the surrogate's derivative."""
+    """Theta(x) as float; with a surrogate, its backward is the surrogate's derivative.
+
+    Without one (the real neuron) the backward is Theta's true derivative, 0 everywhere, so a
+    plain gradient attack on an SNN runs and finds a zero gradient instead of failing.
+    """
     if surrogate is None:
-        return (x >= 0).to(x.dtype)  # the real neuron: no gradient
+        if x.requires_grad:
+            return _Heaviside.apply(x)  # type: ignore[no-any-return]
+        return (x >= 0).to(x.dtype)
     return _Spike.apply(x, surrogate, sigma)  # type: ignore[no-any-return]
 
 
@@ -155,7 +173,7 @@ class LIF(nn.Module):
     Args:
         tau: membrane time constant (decay_input form).
         v_threshold, v_reset: firing threshold and reset potential.
-        surrogate: the backward of the spike; None is the real Heaviside neuron (no gradient).
+        surrogate: the backward of the spike; None is the real Heaviside neuron (zero gradient).
     """
 
     def __init__(
