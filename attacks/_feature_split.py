@@ -58,8 +58,8 @@ def _body_and_head(net: nn.Module, model_name: str) -> tuple[Callable[[torch.Ten
     if isinstance(net, nn.Sequential):
         if len(net) == 0:
             raise ModelSplitError(f"{model_name}: the nn.Sequential is empty; it has no linear head")
-        head = _as_linear(net[-1], "the last module of the nn.Sequential", model_name)
-        return nn.Sequential(*list(net)[:-1]), head
+        last = _as_linear(net[-1], "the last module of the nn.Sequential", model_name)
+        return nn.Sequential(*list(net)[:-1]), last
     features, head = getattr(net, "features", None), getattr(net, "head", None)
     if isinstance(features, nn.Module) and isinstance(head, nn.Module):
         return features, _as_linear(head, "its `head`", model_name)
