@@ -80,9 +80,8 @@ class Model:
                 stacklevel=2,
             )
             self.net.eval()
-        if isinstance(x, torch.Tensor):
-            return self.net(self.normalize(x))  # type: ignore[no-any-return]
-        return self.net(x)  # type: ignore[no-any-return]
+        out: torch.Tensor = self.net(self.normalize(x) if isinstance(x, torch.Tensor) else x)
+        return out
 
     def logits(self, x: Inputs, *, batch_size: int = 1024) -> torch.Tensor:
         """Logits without gradients, in batches, checked to be finite and 2-D."""

@@ -220,7 +220,8 @@ class ThreatModel:
         if self.norm is Norm.LINF:
             return delta.abs().amax(dim=1) if delta.shape[1] else delta.new_zeros(delta.shape[0])
         if self.norm is Norm.L2:
-            return delta.norm(p=2, dim=1)
+            l2: torch.Tensor = delta.norm(p=2, dim=1)
+            return l2
         if self.norm is Norm.L1:
             return delta.abs().sum(dim=1)
         if self.norm is Norm.L0:

@@ -120,7 +120,8 @@ def cached_info(name: str) -> Mapping[str, Any] | None:
     _, meta_path = _paths(zoo_entry(name))
     if not meta_path.is_file():
         return None
-    return json.loads(meta_path.read_text())  # type: ignore[no-any-return]
+    info: Mapping[str, Any] = json.loads(meta_path.read_text())
+    return info
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
