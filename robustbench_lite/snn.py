@@ -162,9 +162,9 @@ def spike(
     """
     if surrogate is None:
         if x.requires_grad:
-            return _Heaviside.apply(x)  # type: ignore[no-any-return]
+            return _Heaviside.apply(x)
         return (x >= 0).to(x.dtype)
-    return _Spike.apply(x, surrogate, sigma)  # type: ignore[no-any-return]
+    return _Spike.apply(x, surrogate, sigma)
 
 
 class LIF(nn.Module):

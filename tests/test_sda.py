@@ -7,12 +7,12 @@ from collections.abc import Iterator
 import pytest
 import torch
 from conftest import data_dir_or_skip
-from robustbench_lite.attacks.sda import l0_summary
+from robustbench_lite.attacks.sda import cw_loss, l0_summary
 from torch import nn
 
 import robustbench_lite as rbl
 from robustbench_lite.errors import DataError, UnsupportedThreatError
-from robustbench_lite.snn import LIF, SpikingNet
+from robustbench_lite.snn import LIF, SpikingNet, Surrogate, with_surrogate
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -55,6 +55,21 @@ def test_sda_outputs_are_binary_flips_within_budget(events_case: tuple) -> None:
     expected = l0_summary(l0, result.success, result.clean_correct, (200, 800))
     for key, value in expected.items():
         assert result.metrics[key] == pytest.approx(value), key
+
+
+def test_batched_gradients_equal_batch_size_one_gradients(events_case: tuple) -> None:
+    """SDA attacks a batch at once; per-sample PDSG sigma keeps each gradient as if alone."""
+    model, x, y = events_case
+    twin = with_surrogate(model, Surrogate("pdsg", per_sample=True)).differentiable
+    xb = x[:6].clone().requires_grad_(True)
+    (g_batch,) = torch.autograd.grad(cw_loss(twin(xb), y[:6]).sum(), xb)
+    for i in range(6):
+        xi = x[i : i + 1].clone().requires_grad_(True)
+        (g_one,) = torch.autograd.grad(cw_loss(twin(xi), y[i : i + 1]).sum(), xi)
+        torch.testing.assert_close(g_batch[i : i + 1], g_one)
+    shared = with_surrogate(model, "pdsg").differentiable  # batch statistics: not the same
+    (g_shared,) = torch.autograd.grad(cw_loss(shared(xb), y[:6]).sum(), xb)
+    assert not torch.allclose(g_shared, g_batch)
 
 
 def test_reduction_keeps_every_success_and_never_adds_flips(events_case: tuple) -> None:
