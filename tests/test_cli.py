@@ -130,6 +130,8 @@ BAD_INPUT: list[tuple[str, Args, str]] = [
     ("malformed-threat", lambda t: [*ATTACK, "--model", "zoo:digits-cnn", "--threat", "linf:abc"], "'abc'"),
     ("unknown-norm", lambda t: [*ATTACK, "--model", "zoo:digits-cnn", "--threat", "lnf:0.1"], "did you mean linf"),
     ("negative-eps", lambda t: [*ATTACK, "--model", "zoo:digits-cnn", "--threat", "linf:-0.1"], ">= 0"),
+    ("unsupported-threat", lambda t: ["attack", "fgsm", "--model", "zoo:digits-cnn", "--threat", "l1:4"],
+     "attack fgsm does not support threat l1:4; it supports l2/targeted"),
     ("unknown-param", lambda t: [*ATTACK, *ZOO, "--param", "stepz=3"], "did you mean steps"),
     ("missing-checkpoint", lambda t: [*ATTACK, "--model", str(t / "none.pt"), "--arch", ARCH, "--threat", "linf:0.1"],
      "does not exist"),

@@ -29,6 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from robustbench_lite.data import load_data
+    from robustbench_lite.errors import UnsupportedThreatError
     from robustbench_lite.registry import create_attack
     from robustbench_lite.report import CheckResult, Report, environment, write_atomic
     from robustbench_lite.threat import ThreatModel
@@ -36,6 +37,9 @@ def run(args: argparse.Namespace) -> int:
     check_report_path(args.report)
     attack = create_attack(args.attack, **parse_params(args.param))  # validates before heavy work
     threat = ThreatModel.parse(args.threat)
+    if (threat.norm, threat.goal) not in attack.supports:  # fail before loading anything
+        pairs = ", ".join(sorted(f"{n.value}/{g.value}" for n, g in attack.supports))
+        raise UnsupportedThreatError(f"attack {attack.name} does not support threat {threat.name}; it supports {pairs}")
     model = load_model_from_args(args)
     x, y = load_data(args.data, split="test", n=args.n)
     result = attack(model, x, y, threat, seed=args.seed)
