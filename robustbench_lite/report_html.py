@@ -23,7 +23,7 @@ h1{font-size:1.6em;margin-bottom:4px}h2{font-size:1.2em;margin-top:28px;border-b
 .meta{color:#57606a;font-size:.9em}.verdict{display:inline-block;padding:2px 10px;border-radius:12px;color:#fff;font-weight:600}
 .pass{background:#1a7f37}.fail{background:#cf222e}
 .alert{background:#ffebe9;border:2px solid #cf222e;color:#82071e;padding:10px 14px;border-radius:6px;margin:12px 0;font-weight:600}
-table{border-collapse:collapse;width:100%;font-size:.88em}th,td{border:1px solid #d0d7de;padding:4px 8px;text-align:left;vertical-align:top}
+table{border-collapse:collapse;width:100%;font-size:.82em}.bad{color:#cf222e;font-weight:600}th,td{border:1px solid #d0d7de;padding:4px 8px;text-align:left;vertical-align:top}
 th{background:#f6f8fa}td.num{text-align:right;font-variant-numeric:tabular-nums}tr.failed td{background:#fff5f5}
 .scroll{overflow-x:auto}td.id{white-space:nowrap;font-family:ui-monospace,monospace}
 img{max-width:100%;border:1px solid #d0d7de;border-radius:4px}.fig{margin:8px 0 16px}
@@ -48,7 +48,7 @@ def to_html(report: Report) -> str:
     sweep = _sweep_figure(report.results)
     if sweep:
         parts += ["<h2>Robust accuracy against epsilon</h2>", _img(sweep, "robust accuracy against eps")]
-    grids = [r for r in report.results if r.detail.get("examples")][:MAX_GRID_CHECKS]
+    grids = _grid_checks(report.results)
     if grids:
         parts.append("<h2>Clean and adversarial examples</h2>")
         parts.append("<p class='meta'>Top row: clean input with its true label. Bottom row: adversarial input "
@@ -76,15 +76,39 @@ def _table(report: Report) -> str:
     rows = ["<div class='scroll'><table><tr>" + "".join(f"<th>{_e(h)}</th>" for h in head) + "</tr>"]
     for r in report.results:
         nums = "".join(f"<td class='num'>{_e(value_text(r.values.get(k)))}</td>" for k in shown)
-        why = "<br>".join(_e(f) for f in r.detail.get("failed", []))
-        result = "PASS" if r.passed else f"<b>FAIL</b>{'<br>' + why if why else ''}"
+        result = "PASS" if r.passed else "<b>FAIL</b>"
         rows.append(
             f"<tr class='{'ok' if r.passed else 'failed'}'><td class='id'>{_e(r.id)}</td><td>{_e(r.kind)}</td>"
             f"<td>{_e(r.component or '-')}</td><td>{_e(r.threat or '-')}</td><td>{_e(r.detail.get('defense') or '-')}</td>"
-            f"{nums}<td>{'<br>'.join(_e(x) for x in r.expect) or '-'}</td>"
+            f"{nums}<td>{_expect_cell(r)}</td>"
             f"<td class='num'>{r.elapsed_s:.1f}</td><td>{result}</td></tr>"
         )  # fmt: skip
     return "\n".join(rows) + "</table></div>"
+
+
+def _expect_cell(r: CheckResult) -> str:
+    """Each expectation; a failed one in red with the value it got."""
+    failed = {f.split(" = ", 1)[0] for f in r.detail.get("failed", [])}
+    out = []
+    for text in r.expect:
+        metric = text.split(" ", 1)[0]
+        if metric in failed:
+            got = value_text(r.values.get(metric))
+            out.append(f"<span class='bad'>{_e(text)}<br>(got {_e(got)})</span>")
+        else:
+            out.append(_e(text))
+    return "<br>".join(out) or "-"
+
+
+def _grid_checks(results: tuple[CheckResult, ...]) -> list[CheckResult]:
+    """Up to MAX_GRID_CHECKS checks with examples: one per (attack, defense) first (mid-sweep eps)."""
+    groups: dict[tuple[Any, ...], list[CheckResult]] = defaultdict(list)
+    for r in results:
+        if r.detail.get("examples"):
+            groups[(r.component, r.detail.get("defense"), r.detail.get("norm"))].append(r)
+    picked = [g[len(g) // 2] for g in groups.values()][:MAX_GRID_CHECKS]
+    rest = [r for g in groups.values() for r in g if r not in picked]
+    return picked + rest[: MAX_GRID_CHECKS - len(picked)]
 
 
 def _img(png: bytes, alt: str) -> str:
