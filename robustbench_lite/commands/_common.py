@@ -64,3 +64,14 @@ def check_report_path(path: str | None) -> None:
     parent = next((p for p in target.parents if p.exists()), None)
     if parent is not None and not parent.is_dir():
         raise RobustbenchLiteError(f"--report {path}: {parent} is a file, not a folder; pick another path")
+
+
+def seed_int(text: str) -> int:
+    """argparse type: a seed torch accepts, 0 <= seed < 2**63."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if not 0 <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"{text} must be in 0..2**63-1")
+    return value

@@ -10,6 +10,7 @@ from robustbench_lite.commands._common import (
     load_model_from_args,
     parse_params,
     positive_int,
+    seed_int,
 )
 
 NAME = "attack"
@@ -22,7 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threat", required=True, help="threat spec, e.g. linf:8/255 or l2:0.5")
     p.add_argument("--data", default="digits", help="dataset name or npz:PATH (default: digits)")
     p.add_argument("--n", type=positive_int, help="number of test samples (default: all)")
-    p.add_argument("--seed", type=int, default=0, help="seed for random starts and targets")
+    p.add_argument("--seed", type=seed_int, default=0, help="seed for random starts and targets")
     p.add_argument("--param", action="append", metavar="KEY=VALUE", help="attack hyperparameter; repeatable")
     p.add_argument("--report", metavar="PATH", help="write the JSON report here")
 
