@@ -183,3 +183,17 @@ def test_validate_command_exit_codes(tmp_path: Path) -> None:
     assert bad.returncode == 2
     assert "bad.yaml:15 checks[1].params.stepz: unknown parameter of pgd; did you mean steps" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1 and bad.stdout == ""
+
+
+def test_dump_defaults_is_a_valid_suite_whose_blocks_load(tmp_path: Path) -> None:
+    from robustbench_lite.suite_defaults import dump_defaults
+
+    text = dump_defaults()
+    assert len(load_suite(write(tmp_path, text, "dump.yaml")).checks) == 1
+    lines = text.splitlines()
+    start = lines.index("  # - id: pgd")
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("  # - id:")), len(lines))
+    block = ["  " + line[4:] for line in lines[start:end]]
+    assert "  #     steps: 40  # int" in lines[start:end]
+    suite = load_suite(write(tmp_path, "\n".join(lines[:start] + block + lines[end:]) + "\n", "pgd.yaml"))
+    assert [c.id for c in suite.checks] == ["clean", "pgd"] and suite.checks[1].param_dict["steps"] == 40
