@@ -84,11 +84,14 @@ def _step(s: dict[str, torch.Tensor], threat: ThreatModel, model: Model, first: 
 def apgd_batch(
     model: Model, x: torch.Tensor, y: torch.Tensor, t: torch.Tensor | None, threat: ThreatModel,
     loss_fn: LossFn, steps: int, rho: float, generator: torch.Generator,
+    owner: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
     """One APGD run on a batch; success follows ``threat``'s goal (``t`` drives the loss).
 
-    Returns (x_adv (N, ...), success (N,) bool, loss-did-not-increase (N,) bool). Broken rows
-    leave the working batch at the next checkpoint.
+    ``owner`` (N,) long: rows with the same owner are copies of one sample (restarts, targets);
+    once one copy breaks it, the other copies stop too. Returns (x_adv (N, ...), success (N,)
+    bool, loss-did-not-increase (N,) bool). Broken rows leave the working batch at the next
+    checkpoint, or as soon as an eighth of the working rows is broken.
     """
     n = len(y)
     out, success = x.clone(), torch.zeros(n, dtype=torch.bool, device=x.device)
@@ -102,6 +105,7 @@ def apgd_batch(
         "loss_first": loss, "loss_last_check": loss, "n_incr": torch.zeros_like(loss),
         "step": torch.full_like(loss, 2.0 * threat.eps), "done": torch.zeros_like(success),
         "reduced_last": torch.ones_like(success),
+        "owner": owner if owner is not None else torch.arange(n, device=x.device),
     }  # fmt: skip
     if t is not None:
         s["t"] = t
@@ -125,9 +129,11 @@ def apgd_batch(
         if since_check == interval and i < steps - 1:
             _checkpoint(s, interval, rho)
             interval, since_check = max(interval - size_decr, interval_min), 0
-            s = {k: v[~s["done"]] for k, v in s.items()}
-            if not len(s["i"]):
-                break
+            s = _compact(s)
+        elif int(s["done"].sum()) * 8 >= len(s["i"]):
+            s = _compact(s)
+        if not len(s["i"]):
+            break
     stalled[s["i"]] = (s["loss_best"] <= s["loss_first"]) & ~s["done"]
     return out, success, stalled
 
@@ -142,6 +148,15 @@ def _record(
         out[s["i"][new]] = x_adv[new].detach()
         success[s["i"][new]] = True
         s["done"] = s["done"] | new
+
+
+def _compact(s: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Drop working rows that are broken, or whose sample another copy has broken."""
+    owner = s["owner"]
+    gone = torch.zeros(int(owner.max()) + 1 if len(owner) else 0, dtype=torch.bool, device=owner.device)
+    gone[owner[s["done"]]] = True
+    keep = ~gone[owner]
+    return {k: v[keep] for k, v in s.items()}
 
 
 def _checkpoint(s: dict[str, torch.Tensor], interval: int, rho: float) -> None:
@@ -166,7 +181,7 @@ class _APGD(Attack):
     steps: int = 100
     restarts: int = 1
     rho: float = 0.75
-    parallel: int = 4
+    parallel: int = 3
     batch_size: int = 4096
 
     def __post_init__(self) -> None:
@@ -197,7 +212,8 @@ class _APGD(Attack):
             group = jobs[g : g + self.parallel]
             xs, ys = x[todo].repeat(len(group), *([1] * (x.dim() - 1))), y[todo].repeat(len(group))
             ts = None if group[0] is None else torch.cat([t[todo] for t in group if t is not None])
-            adv, hit, stall = self._batched(model, xs, ys, ts, threat, loss_fn, generator)
+            owner = torch.arange(len(todo), device=x.device).repeat(len(group))
+            adv, hit, stall = self._batched(model, xs, ys, ts, owner, threat, loss_fn, generator)
             hit = hit.view(len(group), -1)
             first = hit.float().argmax(dim=0)  # the first job that broke each sample
             pick = first * len(todo) + torch.arange(len(todo), device=x.device)
@@ -208,12 +224,13 @@ class _APGD(Attack):
         return AttackOutput(best, metrics={"loss_not_increased": float(stalled.float().mean())})
 
     def _batched(self, model: Model, x: torch.Tensor, y: torch.Tensor, t: torch.Tensor | None,
-                 threat: ThreatModel, loss_fn: LossFn, generator: torch.Generator,
+                 owner: torch.Tensor, threat: ThreatModel, loss_fn: LossFn, generator: torch.Generator,
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
         parts = []
         for rows in torch.arange(len(y), device=x.device).split(self.batch_size):
             tt = t[rows] if t is not None else None
-            parts.append(apgd_batch(model, x[rows], y[rows], tt, threat, loss_fn, self.steps, self.rho, generator))
+            parts.append(apgd_batch(model, x[rows], y[rows], tt, threat, loss_fn, self.steps,
+                                    self.rho, generator, owner[rows]))  # fmt: skip
         return tuple(torch.cat(p) for p in zip(*parts))  # type: ignore[return-value]
 
 

@@ -137,30 +137,40 @@ class Square(Attack):
         ``shape`` is the model's sample shape (``x`` is reshaped to it for every query).
         """
         lo, hi = model.bounds
-        c, h, w = x.shape[1:]
+        h, w = x.shape[2:]
         x_best = self._init(x, threat, gen).clamp(lo, hi)
         margin, loss = _losses(self._query(model, x_best, shape), y, t)
         queries = torch.ones(len(y), dtype=torch.long, device=x.device)
+        act = (margin > 0).nonzero()[:, 0]
+        xa, ba, ma, la, ya = x[act], x_best[act], margin[act], loss[act], y[act]
+        ta, qa = (None if t is None else t[act]), queries[act]
         for it in range(self.n_queries - 1):
-            idx = (margin > 0).nonzero()[:, 0]
-            if not len(idx):
+            if not len(act):
                 break
             p = p_schedule(it, self.n_queries, self.p_init, self.rescale_schedule)
-            xc, bc = x[idx], x_best[idx]
             if threat.norm is Norm.LINF:
                 s = min(max(int(round(math.sqrt(p * h * w))), 1), h, w)
-                cand = self._linf_update(xc, bc, s, threat.eps, gen)
+                cand = self._linf_update(xa, ba, s, threat.eps, gen)
             else:
                 s = max(int(round(math.sqrt(p * h * w))), 3)
-                s = min(s + (s % 2 == 0), h, w)
-                cand = self._l2_update(xc, bc, s, threat.eps, gen)
+                cand = self._l2_update(xa, ba, min(s + (s % 2 == 0), h, w), threat.eps, gen)
             cand = cand.clamp(lo, hi)
-            m_new, l_new = _losses(self._query(model, cand, shape), y[idx], None if t is None else t[idx])
-            queries[idx] += 1
-            keep = (l_new < loss[idx]) | (m_new <= 0)
-            loss[idx] = torch.where(l_new < loss[idx], l_new, loss[idx])
-            margin[idx] = torch.where(keep, m_new, margin[idx])
-            x_best[idx] = torch.where(keep[:, None, None, None], cand, bc)
+            m_new, l_new = _losses(self._query(model, cand, shape), ya, ta)
+            qa += 1  # rows broken since the last compaction are queried (and counted) too
+            frozen = ma <= 0
+            improved = (l_new < la) & ~frozen
+            keep = improved | ((m_new <= 0) & ~frozen)
+            la = torch.where(improved, l_new, la)
+            ma = torch.where(keep, m_new, ma)
+            ba = torch.where(keep[:, None, None, None], cand, ba)
+            done = ma <= 0
+            n_done = int(done.sum())
+            if n_done and (n_done * 16 >= len(act) or it == self.n_queries - 2):
+                x_best[act], queries[act] = ba, qa
+                keep_rows = ~done
+                act, xa, ba, ma, la, ya, qa = (v[keep_rows] for v in (act, xa, ba, ma, la, ya, qa))
+                ta = None if ta is None else ta[keep_rows]
+        x_best[act], queries[act] = ba, qa
         return x_best, queries
 
     def _init(self, x: torch.Tensor, threat: ThreatModel, gen: torch.Generator) -> torch.Tensor:

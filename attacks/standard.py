@@ -1,0 +1,130 @@
+"""``standard``: the parameter-free ensemble behind ``robustbench-lite evaluate``.
+
+Members run in order, each only on the samples that every earlier member left robust; a sample
+keeps the first adversarial point found (the worst case over members), so the ensemble is never
+weaker than any member on the same samples. See :class:`Standard` for the members and why.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from robustbench_lite.attack import Attack, AttackOutput
+from robustbench_lite.errors import UnsupportedThreatError
+from robustbench_lite.model import Model
+from robustbench_lite.registry import create_attack, register_attack
+from robustbench_lite.threat import ThreatModel
+from robustbench_lite.types import Goal, Inputs, Norm
+
+log = logging.getLogger(__name__)
+
+#: (registry name, parameters) in running order; budgets scale with ``Standard.scale``.
+MEMBERS: tuple[tuple[str, Mapping[str, Any]], ...] = (
+    ("apgd_ce", {"steps": 100}),
+    ("apgd_t", {"steps": 100, "n_targets": 9}),
+    ("fmn", {"steps": 100}),
+    ("square", {"n_queries": 1000}),
+)
+#: Members that only query the model's outputs: their breaks hint at gradient masking.
+BLACK_BOX = frozenset({"square", "fb_boundary"})
+_BUDGET_KEYS = ("steps", "n_queries")
+
+
+def scaled(params: Mapping[str, Any], scale: float) -> dict[str, Any]:
+    """``params`` with step / query budgets multiplied by ``scale`` (at least 1 step, 2 queries)."""
+    out = dict(params)
+    for key in _BUDGET_KEYS:
+        if key in out:
+            out[key] = max(int(round(out[key] * scale)), 2 if key == "n_queries" else 1)
+    return out
+
+
+def run_members(
+    members: Sequence[tuple[str, Mapping[str, Any]]], model: Model, x: torch.Tensor,
+    y: torch.Tensor, threat: ThreatModel, target: torch.Tensor | None, generator: torch.Generator,
+) -> AttackOutput:  # fmt: skip
+    """Run ``members`` in order on the still-robust samples; keep each sample's first break.
+
+    Returns the candidate points (N, ...) and metrics: ``broken_by_<member>`` counts,
+    ``robust_after_<member>`` counts, ``seconds_<member>``, the first member's
+    ``loss_not_increased``, and ``warning`` / ``warning_text`` when a black-box member broke
+    samples that the white-box members before it did not (possible gradient masking).
+    """
+    best = x.detach().clone()
+    with torch.no_grad():
+        broken = threat.is_success(model.logits(x), y, target).to(x.device)
+    metrics: dict[str, Any] = {"broken_clean": int(broken.sum())}
+    for name, params in members:
+        todo = (~broken).nonzero()[:, 0]
+        key = name
+        if not len(todo):
+            metrics[f"broken_by_{key}"] = 0
+            continue
+        attack = create_attack(name, **params)
+        t = target[todo] if target is not None else None
+        r = attack(model, x[todo], y[todo], threat, target=t, generator=generator)
+        hit = r.success.to(x.device)
+        best[todo[hit]] = r.x_adv[hit].to(x.dtype)
+        broken[todo[hit]] = True
+        metrics[f"broken_by_{key}"] = int(hit.sum())
+        metrics[f"robust_after_{key}"] = int((~broken).sum())
+        metrics[f"seconds_{key}"] = round(r.elapsed_s, 3)
+        if "loss_not_increased" in r.metrics and "loss_not_increased" not in metrics:
+            metrics["loss_not_increased"] = r.metrics["loss_not_increased"]
+        log.info("standard: %s broke %d, %d still robust", name, int(hit.sum()), int((~broken).sum()))
+    black = sum(v for k, v in metrics.items() if k.removeprefix("broken_by_") in BLACK_BOX)
+    metrics["warning"] = bool(black)
+    if black:
+        metrics["warning_text"] = (
+            f"black-box members broke {black} samples that the gradient attacks did not: possible "
+            "gradient masking; gradient-based robust accuracy of this model is not trustworthy"
+        )
+    return AttackOutput(best, metrics=metrics)
+
+
+@register_attack("standard")
+@dataclass(frozen=True)
+class Standard(Attack):
+    """Reliable parameter-free ensemble: APGD-CE, APGD-T, FMN, then Square as a masking check.
+
+    Members (in order, each on the samples still robust): ``apgd_ce`` (100 steps, 1 restart),
+    ``apgd_t`` (targeted DLR against the 9 most likely wrong classes, 100 steps each), ``fmn``
+    (100 steps) and ``square`` (1,000 queries).
+
+    Why (measured on zoo:digits-cnn and zoo:digits-cnn-at, 500 test digits, linf eps 0.05/0.1/
+    0.2 and l2 eps 0.5/1.0; numbers in benchmarks/results/attacks_vs_peers.json):
+    see the choice notes in benchmarks/attacks_vs_peers.py's output (``members`` table).
+
+    Args:
+        scale: multiplies every member's step / query budget (1.0 is the measured setting;
+            lower values only for quick smoke runs).
+
+    Shape: x (N, ...) in the model's bounds; y (N,); targets (N,) for targeted goals.
+
+    Example::
+
+        result = rbl.create_attack("standard")(model, x, y, "linf:0.1")
+        result.metrics["broken_by_apgd_ce"], result.metrics["warning"]
+    """
+
+    supports = frozenset((n, g) for n in (Norm.LINF, Norm.L2) for g in (Goal.UNTARGETED, Goal.TARGETED))
+    quick_params = {"scale": 0.05}
+    scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.scale <= 10.0:
+            raise ValueError(f"scale={self.scale} must lie in (0, 10]; 1.0 is the measured setting")
+
+    def run(
+        self, model: Model, x: Inputs, y: torch.Tensor, threat: ThreatModel, *,
+        target: torch.Tensor | None, generator: torch.Generator,
+    ) -> AttackOutput:  # fmt: skip
+        if not isinstance(x, torch.Tensor):
+            raise UnsupportedThreatError(f"attack {self.name} needs tensor inputs, not a mapping")
+        members = [(name, scaled(params, self.scale)) for name, params in MEMBERS]
+        return run_members(members, model, x, y, threat, target, generator)
