@@ -136,6 +136,8 @@ def _run_dataset(args: argparse.Namespace) -> int:
     )  # fmt: skip
     report = Report(suite="verify:smt", model=model.name, results=(check,), env=environment(seed=0))
     print(report.to_table())
+    print(f"verified {res.verified_fraction:.3f}  falsified {res.falsified_fraction:.3f}  "
+          f"unknown {values['unknown_fraction']:.3f}  of {len(y)} samples" + (f"; unknown: {'; '.join(reasons)}" if reasons else ""))
     if args.report:
         write_atomic(args.report, report.to_json())
     return 0

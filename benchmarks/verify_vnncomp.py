@@ -1,0 +1,207 @@
+"""VNN-COMP instances (acasxu, mnistfc, oval21): the smt verifier against Marabou, same run.
+
+Usage::
+
+    python benchmarks/verify_vnncomp.py                 # all instances, 60 s each, both tools
+    python benchmarks/verify_vnncomp.py --quick         # every 6th acasxu, every 5th mnistfc, 3 oval21
+    python benchmarks/verify_vnncomp.py --benchmarks acasxu --timeout 60 --no-marabou
+
+Each instance runs in a forked child (its own process group, killed at timeout + 10 s), so a
+hang can never stall the run. Times are measured inside the child (network and property
+loading included, Python start-up excluded), for both tools alike. A verdict is *wrong* when it
+contradicts expected.csv (sat vs unsat); instances expected ``unknown`` cannot be judged.
+Marabou (maraboupy 2.0, ``bench`` extra) runs single-threaded with its VNNLIB loader; the smt
+verifier uses ``--workers`` processes. Writes benchmarks/results/verify_vnncomp.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import multiprocessing
+import os
+import platform
+import signal
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(os.environ.get("RBL_VNNCOMP_DIR", Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "vnncomp"))
+QUICK = {"acasxu": (6, None), "mnistfc": (5, None), "oval21": (7, 3)}  # (stride, max count)
+
+
+def _ours(onnx: str, vnnlib: str, timeout: float, workers: int) -> dict[str, Any]:
+    from robustbench_lite.verify.vnnlib import read_vnnlib
+
+    from robustbench_lite.onnx_import import load_onnx_model
+    from robustbench_lite.registry import create_verifier
+    from robustbench_lite.types import Status
+
+    start = time.monotonic()
+    try:
+        model = load_onnx_model(onnx)
+    except Exception as exc:  # unsupported operator: an UNKNOWN, reported as such
+        return {"verdict": "unknown", "reason": str(exc)[:200], "time_s": time.monotonic() - start}
+    prop = read_vnnlib(vnnlib)
+    res = create_verifier("smt", workers=workers).verify_property(model, prop, timeout_s=timeout, onnx_path=onnx)
+    verdict = {Status.FALSIFIED: "sat", Status.VERIFIED: "unsat"}.get(res.status, "timeout" if res.reason == "timeout" else "unknown")
+    return {"verdict": verdict, "reason": res.reason, "time_s": time.monotonic() - start,
+            "method": str(res.stats.get("method", ""))}
+
+
+def _marabou(onnx: str, vnnlib: str, timeout: float, workers: int) -> dict[str, Any]:
+    import contextlib
+    import io
+
+    from maraboupy import Marabou
+
+    start = time.monotonic()
+    with contextlib.redirect_stdout(io.StringIO()):
+        net = Marabou.read_onnx(onnx)
+        opts = Marabou.createOptions(timeoutInSeconds=int(timeout), verbosity=0, numWorkers=1)
+        code, _, _ = net.solve(verbose=False, options=opts, propertyFilename=vnnlib)
+    verdict = {"sat": "sat", "unsat": "unsat", "TIMEOUT": "timeout"}.get(code, "unknown")
+    return {"verdict": verdict, "reason": code, "time_s": time.monotonic() - start}
+
+
+def _child(fn: Any, args: tuple, conn: Any) -> None:
+    os.setpgrp()
+    try:
+        conn.send(fn(*args))
+    except Exception as exc:  # reported as an unknown with the error, never as a verdict
+        conn.send({"verdict": "error", "reason": f"{type(exc).__name__}: {exc}"[:300], "time_s": float("nan")})
+
+
+def run_one(fn: Any, onnx: str, vnnlib: str, timeout: float, workers: int) -> dict[str, Any]:
+    """Run ``fn`` in a forked child; kill its process group at timeout + 10 s."""
+    ctx = multiprocessing.get_context("fork")
+    parent, child = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child, args=(fn, (onnx, vnnlib, timeout, workers), child))
+    start = time.monotonic()
+    proc.start()
+    child.close()
+    out: dict[str, Any] | None = None
+    if parent.poll(timeout + 10):
+        try:
+            out = parent.recv()
+        except EOFError:
+            out = None
+    if proc.is_alive():
+        with_suppress(lambda: os.killpg(proc.pid, signal.SIGKILL))
+    proc.join(5)
+    with_suppress(lambda: os.killpg(proc.pid, signal.SIGKILL))  # stray pool workers
+    if out is None:
+        out = {"verdict": "timeout", "reason": "killed (hard timeout)", "time_s": time.monotonic() - start}
+    return out
+
+
+def with_suppress(fn: Any) -> None:
+    try:
+        fn()
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def instances(bench: str, quick: bool, limit: int | None) -> list[dict[str, str]]:
+    rows = list(csv.DictReader((ROOT / bench / "expected.csv").open()))
+    if quick:
+        stride, most = QUICK[bench]
+        rows = rows[::stride][:most] if most else rows[::stride]
+    return rows[:limit] if limit else rows
+
+
+def summarize(rows: list[dict[str, Any]], tool: str, timeout: float) -> dict[str, Any]:
+    res = [r[tool] for r in rows if tool in r]
+    solved = [r for r in res if r["verdict"] in ("sat", "unsat")]
+    wrong = sum(1 for r, row in zip(res, rows) if r["verdict"] in ("sat", "unsat")
+                and row["expected"] in ("sat", "unsat") and r["verdict"] != row["expected"])
+    times = [min(r["time_s"], timeout) if r["verdict"] in ("sat", "unsat") else timeout for r in res]
+    return {
+        "n": len(res), "solved": len(solved), "wrong": wrong,
+        "timeouts": sum(r["verdict"] == "timeout" for r in res),
+        "unknown": sum(r["verdict"] in ("unknown", "error") for r in res),
+        "solved_within_60s": sum(r["time_s"] <= 60 for r in solved),
+        "median_s_solved": statistics.median([r["time_s"] for r in solved]) if solved else None,
+        "median_s_all": statistics.median(times) if times else None,
+        "total_s": sum(times),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--benchmarks", default="acasxu,mnistfc,oval21")
+    p.add_argument("--quick", action="store_true", help="a fixed subset (see QUICK)")
+    p.add_argument("--limit", type=int, help="at most this many instances per benchmark")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds per instance and tool")
+    p.add_argument("--workers", type=int, default=2, help="processes of the smt verifier")
+    p.add_argument("--no-marabou", action="store_true")
+    p.add_argument("--out", default=str(Path(__file__).parent / "results" / "verify_vnncomp.json"))
+    args = p.parse_args(argv)
+    if not (ROOT / "acasxu").is_dir():
+        print(f"benchmark folder {ROOT} is absent; set RBL_VNNCOMP_DIR", file=sys.stderr)
+        return 2
+    import robustbench_lite.verify.smt  # noqa: F401  (load everything once, before forking)
+    tools = {"smt": _ours}
+    if not args.no_marabou:
+        import maraboupy  # noqa: F401
+
+        tools["marabou"] = _marabou
+    load_start = os.getloadavg()
+    results: dict[str, Any] = {}
+    for bench in args.benchmarks.split(","):
+        rows = instances(bench, args.quick, args.limit)
+        for row in rows:
+            onnx, vnnlib = str(ROOT / bench / row["onnx"]), str(ROOT / bench / row["vnnlib"])
+            for name, fn in tools.items():
+                row[name] = run_one(fn, onnx, vnnlib, args.timeout, args.workers)
+            print(bench, Path(row["onnx"]).stem, Path(row["vnnlib"]).stem, "expected", row["expected"],
+                  *(f"{n}={row[n]['verdict']}({row[n]['time_s']:.1f}s)" for n in tools), flush=True)
+        results[bench] = {"instances": rows, "summary": {n: summarize(rows, n, args.timeout) for n in tools}}
+    _print_table(results, tools)
+    _write(args, results, load_start)
+    return 1 if any(s["wrong"] for r in results.values() for s in r["summary"].values()) else 0
+
+
+def _print_table(results: dict[str, Any], tools: dict[str, Any]) -> None:
+    print(f"\n{'benchmark':10} {'tool':8} {'n':>4} {'solved':>6} {'wrong':>5} {'t/o':>4} {'unk':>4} "
+          f"{'med(solved)':>11} {'median':>7} {'total':>8} {'total/marabou':>13}")
+    for bench, r in results.items():
+        base = r["summary"].get("marabou", {}).get("total_s")
+        for name in tools:
+            s = r["summary"][name]
+            ratio = f"{s['total_s'] / base:.2f}" if base else "-"
+            med = f"{s['median_s_solved']:.2f}" if s["median_s_solved"] is not None else "-"
+            print(f"{bench:10} {name:8} {s['n']:>4} {s['solved']:>6} {s['wrong']:>5} {s['timeouts']:>4} {s['unknown']:>4} "
+                  f"{med:>11} {s['median_s_all']:>7.2f} {s['total_s']:>8.1f} {ratio:>13}")
+
+
+def _write(args: argparse.Namespace, results: dict[str, Any], load_start: tuple[float, ...]) -> None:
+    import numpy
+    import onnxruntime
+    import torch
+    import z3
+
+    versions = {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__,
+                "z3": z3.get_version_string(), "onnxruntime": onnxruntime.__version__}
+    try:
+        from importlib.metadata import version
+
+        versions["maraboupy"] = version("maraboupy")
+    except Exception:
+        pass
+    doc = {
+        "benchmark": "verify_vnncomp", "command": " ".join(sys.argv),
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "loadavg_start": load_start,
+                    "loadavg_end": os.getloadavg(), "note": "shared machine (several jobs at once); wall times"},
+        "versions": versions, "timeout_s": args.timeout, "workers": args.workers, "quick": args.quick,
+        "results": results,
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(doc, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
