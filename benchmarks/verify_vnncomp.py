@@ -8,7 +8,8 @@ Usage::
 
 Each instance runs in a forked child (its own process group, killed at timeout + 10 s), so a
 hang can never stall the run. Times are measured inside the child (network and property
-loading included, Python start-up excluded), for both tools alike. A verdict is *wrong* when it
+loading included, Python start-up excluded), for both tools alike; CPU seconds (user + system,
+worker processes included) are recorded too, since the machine may be shared. A verdict is *wrong* when it
 contradicts expected.csv (sat vs unsat); instances expected ``unknown`` cannot be judged.
 Marabou (maraboupy 2.0, ``bench`` extra) runs single-threaded with its VNNLIB loader; the smt
 verifier uses ``--workers`` processes. Writes benchmarks/results/verify_vnncomp.json.
@@ -70,7 +71,12 @@ def _marabou(onnx: str, vnnlib: str, timeout: float, workers: int) -> dict[str, 
 def _child(fn: Any, args: tuple, conn: Any) -> None:
     os.setpgrp()
     try:
-        conn.send(fn(*args))
+        t0 = os.times()
+        out = fn(*args)
+        t1 = os.times()  # user + system of this process and of its joined worker processes
+        out["cpu_s"] = (t1.user - t0.user) + (t1.system - t0.system) + (t1.children_user - t0.children_user) \
+            + (t1.children_system - t0.children_system)
+        conn.send(out)
     except Exception as exc:  # reported as an unknown with the error, never as a verdict
         conn.send({"verdict": "error", "reason": f"{type(exc).__name__}: {exc}"[:300], "time_s": float("nan")})
 
@@ -127,6 +133,7 @@ def summarize(rows: list[dict[str, Any]], tool: str, timeout: float) -> dict[str
         "median_s_solved": statistics.median([r["time_s"] for r in solved]) if solved else None,
         "median_s_all": statistics.median(times) if times else None,
         "total_s": sum(times),
+        "median_cpu_s_solved": statistics.median([r["cpu_s"] for r in solved if "cpu_s" in r]) if solved else None,
     }
 
 
@@ -158,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
             for name, fn in tools.items():
                 row[name] = run_one(fn, onnx, vnnlib, args.timeout, args.workers)
             print(bench, Path(row["onnx"]).stem, Path(row["vnnlib"]).stem, "expected", row["expected"],
-                  *(f"{n}={row[n]['verdict']}({row[n]['time_s']:.1f}s)" for n in tools), flush=True)
+                  *(f"{n}={row[n]['verdict']}({row[n]['time_s']:.1f}s wall, {row[n].get('cpu_s', float('nan')):.1f}s cpu)"
+                    for n in tools), flush=True)
         results[bench] = {"instances": rows, "summary": {n: summarize(rows, n, args.timeout) for n in tools}}
     _print_table(results, tools)
     _write(args, results, load_start)
@@ -167,15 +175,16 @@ def main(argv: list[str] | None = None) -> int:
 
 def _print_table(results: dict[str, Any], tools: dict[str, Any]) -> None:
     print(f"\n{'benchmark':10} {'tool':8} {'n':>4} {'solved':>6} {'wrong':>5} {'t/o':>4} {'unk':>4} "
-          f"{'med(solved)':>11} {'median':>7} {'total':>8} {'total/marabou':>13}")
+          f"{'med(solved)':>11} {'med cpu':>7} {'median':>7} {'total':>8} {'total/marabou':>13}")
     for bench, r in results.items():
         base = r["summary"].get("marabou", {}).get("total_s")
         for name in tools:
             s = r["summary"][name]
             ratio = f"{s['total_s'] / base:.2f}" if base else "-"
             med = f"{s['median_s_solved']:.2f}" if s["median_s_solved"] is not None else "-"
+            cpu = f"{s['median_cpu_s_solved']:.2f}" if s.get("median_cpu_s_solved") is not None else "-"
             print(f"{bench:10} {name:8} {s['n']:>4} {s['solved']:>6} {s['wrong']:>5} {s['timeouts']:>4} {s['unknown']:>4} "
-                  f"{med:>11} {s['median_s_all']:>7.2f} {s['total_s']:>8.1f} {ratio:>13}")
+                  f"{med:>11} {cpu:>7} {s['median_s_all']:>7.2f} {s['total_s']:>8.1f} {ratio:>13}")
 
 
 def _write(args: argparse.Namespace, results: dict[str, Any], load_start: tuple[float, ...]) -> None:

@@ -20,7 +20,7 @@ def _threshold_property(n_in: int, lo: np.ndarray, hi: np.ndarray, row: np.ndarr
     return Property(n_in, row.size, (Case(lo, hi, ((row[None], np.array([t])),)),))
 
 
-@settings(max_examples=12, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=8, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 10_000), quantile=st.floats(0.0, 1.0), relu_split=st.booleans())
 def test_answers_match_exact_ground_truth(seed: int, quantile: float, relu_split: bool) -> None:
     net = random_mlp([2, 4, 4, 2], seed)

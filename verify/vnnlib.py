@@ -187,10 +187,11 @@ def _to_property(p: _Parser, dnf: list[list], where: str) -> Property:
                 if len(xs) != 1:
                     raise p.fail(line, "input constraints must be bounds on a single X_i")
                 i, c = int(xs[0][2:]), coefs[xs[0]]
+                bound = const / c  # rounded outward unless exact, so the box never shrinks
                 if c > 0:
-                    hi[i] = min(hi[i], const / c)
+                    hi[i] = min(hi[i], bound if abs(c) == 1 else np.nextafter(bound, np.inf))
                 else:
-                    lo[i] = max(lo[i], const / c)
+                    lo[i] = max(lo[i], bound if abs(c) == 1 else np.nextafter(bound, -np.inf))
             elif ys:
                 row = np.zeros(p.n_y)
                 for v, c in coefs.items():
