@@ -9,7 +9,7 @@ from typing import Any
 from robustbench_lite.report import CheckResult
 from robustbench_lite.runner_cells import Cell
 from robustbench_lite.suite_model import Check
-from robustbench_lite.types import Goal
+from robustbench_lite.types import Goal, Norm
 
 log = logging.getLogger(__name__)
 
@@ -118,9 +118,9 @@ _MERGERS = {"clean": _clean, "attack": _attack, "verify": _verify, "detect": _de
 def soundness_check(checks: Mapping[str, Check], results: list[CheckResult]) -> list[CheckResult]:
     """Fail every verify check that VERIFIED a sample some attack broke inside its threat set.
 
-    An attack check is comparable when it uses the same defense, the same norm (and modality),
-    an untargeted goal on both sides, and an eps no larger than the verified one: then the
-    attacked set lies inside the verified set, so a sample cannot be both.
+    An attack check is comparable when it uses the same defense and modality, an untargeted goal
+    on both sides, and a ball inside the verified one (same norm, or l1 in l2 in linf, with an
+    eps no larger): then a sample cannot be both VERIFIED and broken.
     """
     by_id = {r.id: r for r in results}
     out = []
@@ -151,5 +151,10 @@ def _comparable(v: Check, a: Check) -> bool:
         return False
     tv, ta = v.threat, a.threat
     same_defense = (v.defense.name if v.defense else None) == (a.defense.name if a.defense else None)
-    return (same_defense and tv.norm == ta.norm and tv.modality == ta.modality
+    inside = tv.norm == ta.norm or (ta.norm in _NESTED and tv.norm in _NESTED and _NESTED[ta.norm] < _NESTED[tv.norm])
+    return (same_defense and inside and tv.modality == ta.modality
             and tv.goal is Goal.UNTARGETED and ta.goal is Goal.UNTARGETED and ta.eps <= tv.eps + 1e-12)  # fmt: skip
+
+
+#: Balls of one radius nest l1 inside l2 inside linf (|d|_inf <= |d|_2 <= |d|_1).
+_NESTED = {Norm.L1: 0, Norm.L2: 1, Norm.LINF: 2}

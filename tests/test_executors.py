@@ -15,14 +15,14 @@ SUITE = """\
 version: 1
 name: executors
 seed: 11
-shard_size: 10
+shard_size: 8
 model: {checkpoint: zoo:digits-cnn}
-data: {source: digits, n: 30}
+data: {source: digits, n: 20}
 defenses: {bits4: {use: bit_depth, bits: 4}}
 checks:
   - {id: clean, expect: {clean_accuracy: ">= 0.9"}}
-  - {id: pgd, attack: pgd, params: {steps: 4}, threat: "linf:0.1", expect: {robust_accuracy: ">= 0"}}
-  - {id: pgd-bits4, attack: pgd, params: {steps: 4}, defense: bits4, threat: "l2:1", expect: {}}
+  - {id: pgd, attack: pgd, params: {steps: 3}, threat: "linf:0.1", expect: {robust_accuracy: ">= 0"}}
+  - {id: pgd-bits4, attack: pgd, params: {steps: 3}, defense: bits4, threat: "l2:1", expect: {}}
 """
 HAVE_RAY = importlib.util.find_spec("ray") is not None
 

@@ -112,9 +112,10 @@ def test_soundness_bug_fails_the_run_loudly(tmp_path: Path) -> None:
           - {id: fgsm, attack: fgsm, threat: "linf:0.1", expect: {}}
           - {id: smt, verify: test_liar, threat: "linf:0.2", expect: {verified_fraction: ">= 0"}}
           - {id: smt-small, verify: test_liar, threat: "linf:0.05", expect: {}}
+          - {id: smt-l2, verify: test_liar, threat: "l2:0.2", expect: {}}
     """
     report = rbl.run_suite(suite_file(tmp_path, body))
-    fgsm, smt, small = report.results
+    fgsm, smt, small, l2 = report.results
     broken = [i for i, s in enumerate(fgsm.detail["success"]) if s]
     assert broken, "fgsm at 0.1 breaks some digits"
     assert not report.passed and not smt.passed
@@ -122,6 +123,17 @@ def test_soundness_bug_fails_the_run_loudly(tmp_path: Path) -> None:
     assert smt.detail["soundness_violations"] == {"fgsm": broken}
     assert "SOUNDNESS BUG" in smt.detail["soundness"] and "SOUNDNESS BUG" in report.to_markdown()
     assert small.passed  # the attack's set (eps 0.1) is not inside the verified one (eps 0.05)
+    assert l2.passed  # a linf ball is not inside an l2 ball of the same radius
+    nested = rbl.run_suite(suite_file(tmp_path, """\
+        checks:
+          - {id: fgsm-l2, attack: fgsm, threat: "l2:1", expect: {}}
+          - {id: liar-linf, verify: test_liar, threat: "linf:1", expect: {}}
+          - {id: liar-l2-small, verify: test_liar, threat: "l2:0.5", expect: {}}
+    """))
+    attack, big, small_l2 = nested.results
+    assert any(attack.detail["success"])
+    assert not big.passed and big.values["soundness_violations"] == sum(attack.detail["success"])  # l2 ball in linf
+    assert small_l2.passed
     honest = rbl.run_suite(suite_file(tmp_path, body.replace("verify: test_liar,", "verify: test_liar, params: {honest: true},")))
     assert honest.passed and honest.results[1].values["unknown_fraction"] == 1.0
 

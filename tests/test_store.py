@@ -55,22 +55,22 @@ def count_cells(db: Path) -> int:
 
 def test_rerun_resumes_and_fresh_recomputes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "s.yaml"
-    path.write_text(SUITE.replace("n: 40", "n: 16"))
+    path.write_text(SUITE.replace("n: 40", "n: 8"))
     db = tmp_path / "r.sqlite"
     first = rbl.run_suite(path, db=db)
-    assert first.env["cells_resumed"] == 0 and first.env["cells"] == 8
+    assert first.env["cells_resumed"] == 0 and first.env["cells"] == 4
     second = rbl.run_suite(path, db=db)
-    assert second.env["cells_resumed"] == 8 and comparable(second) == comparable(first)
-    path.write_text(SUITE.replace("n: 40", "n: 16").replace('">= 0"}}\n  - {id: fgsm', '">= 0.99"}}\n  - {id: fgsm'))
+    assert second.env["cells_resumed"] == 4 and comparable(second) == comparable(first)
+    path.write_text(SUITE.replace("n: 40", "n: 8").replace('">= 0"}}\n  - {id: fgsm', '">= 0.99"}}\n  - {id: fgsm'))
     edited = rbl.run_suite(path, db=db)  # new expectations reuse the stored cells
-    assert edited.env["cells_resumed"] == 8 and not edited.results[0].passed
+    assert edited.env["cells_resumed"] == 4 and not edited.results[0].passed
     fresh = rbl.run_suite(path, db=db, fresh=True)
     assert fresh.env["cells_resumed"] == 0
     other_seed = rbl.run_suite(path, db=db, seed=6)
     assert other_seed.env["cells_resumed"] == 0
     with ResultStore(db) as store:
         runs = store.history(model="zoo:digits-mlp")
-    assert len(runs) == 5 and [r.cells_resumed for r in runs] == [0, 0, 8, 8, 0]
+    assert len(runs) == 5 and [r.cells_resumed for r in runs] == [0, 0, 4, 4, 0]
     assert main(["history", "--db", str(db), "--model", "zoo:digits-mlp"]) == 0
     out = capsys.readouterr().out
     assert out.count("resume") == 5 and "pgd=" in out
