@@ -94,6 +94,11 @@ def test_fixture_marker_and_session_report(pytester: pytest.Pytester) -> None:
             assert r.success.shape == (10,)
             assert robustness.seed == 1
 
+        @pytest.mark.robustness(n=10)
+        def test_suite(robustness):
+            report = robustness.suite("builtin:smoke")
+            assert [r.detail["n"] for r in report.results] == [10] * 4
+
         @pytest.mark.robustness(sed=1)
         def test_typo(robustness):
             pass
@@ -103,12 +108,14 @@ def test_fixture_marker_and_session_report(pytester: pytest.Pytester) -> None:
             pass
     """)
     result = pytester.runpytest("-p", "no:cacheprovider", "--rb-report=out.json")
-    result.assert_outcomes(passed=1, errors=2)
+    result.assert_outcomes(passed=2, errors=2)
     result.stdout.fnmatch_lines(["*@pytest.mark.robustness: unknown keyword 'sed'; allowed: seed, n, budget_s*",
                                  "*@pytest.mark.robustness: n=0 must be a positive integer*"])  # fmt: skip
     report = json.loads((pytester.path / "out.json").read_text())
-    (check,) = report["checks"]
-    assert check["id"] == "test_rb.py::test_fgsm::fgsm@linf:0.1" and check["detail"]["n"] == 10
+    ids = [c["id"] for c in report["checks"]]
+    assert ids == ["test_rb.py::test_fgsm::fgsm@linf:0.1"] + [
+        f"test_rb.py::test_suite::{c}" for c in ("clean", "fgsm-linf", "pgd-linf", "pgd-linf-bits4")]
+    assert report["checks"][0]["detail"]["n"] == 10
 
 
 def test_compare_fail_gates_regressions(pytester: pytest.Pytester) -> None:
