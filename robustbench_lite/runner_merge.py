@@ -84,7 +84,7 @@ def _attack(cells: Sequence[tuple[Cell, Mapping[str, Any]]]) -> tuple[dict[str, 
         values["queries"] = sum(q * s for q, s in zip(queries, sizes)) / sum(sizes)
     for key in sorted({k for _, p in cells for k in p.get("metrics", {})}):
         pairs = [(p["metrics"][key], s) for (_, p), s in zip(cells, sizes) if key in p.get("metrics", {})]
-        values[key] = sum(float(v) * s for v, s in pairs) / sum(s for _, s in pairs)
+        values[key] = merge_metric(key, pairs)
     extra: dict[str, Any] = {"success": [bool(s) for s in ok]}
     for _, p in cells:
         if "examples" in p:
@@ -93,6 +93,17 @@ def _attack(cells: Sequence[tuple[Cell, Mapping[str, Any]]]) -> tuple[dict[str, 
     if others:
         extra["metrics_per_cell"] = others
     return values, extra
+
+
+def merge_metric(key: str, pairs: list[tuple[Any, int]]) -> Any:
+    """One attack metric over cells: flags -> any, counts and ``seconds*`` -> sum, else the
+    mean weighted by cell size (fractions such as ``loss_not_increased``)."""
+    vals = [v for v, _ in pairs]
+    if all(isinstance(v, bool) for v in vals):
+        return any(vals)
+    if key.startswith("seconds") or all(isinstance(v, int) for v in vals):
+        return sum(vals)
+    return sum(float(v) * s for v, s in pairs) / sum(s for _, s in pairs)
 
 
 def _verify(cells: Sequence[tuple[Cell, Mapping[str, Any]]]) -> tuple[dict[str, Any], dict[str, Any]]:

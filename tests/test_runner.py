@@ -179,3 +179,12 @@ def test_bad_model_and_data_are_clear_errors(tmp_path: Path, tiny_mlp: rbl.Model
     too_many = suite_file(tmp_path, "checks:\n  - {id: clean, n: 50, expect: {}}\n", n=20)
     with pytest.raises(DataError, match="n=50 is more than the 20 samples"):
         rbl.run_suite(too_many)
+
+
+def test_attack_metrics_merge_by_kind() -> None:
+    from robustbench_lite.runner_merge import merge_metric
+
+    assert merge_metric("broken_by_apgd", [(3, 10), (4, 5)]) == 7
+    assert merge_metric("seconds_apgd", [(1.5, 10), (0.5, 5)]) == pytest.approx(2.0)
+    assert merge_metric("warning", [(False, 10), (True, 5)]) is True
+    assert merge_metric("loss_not_increased", [(0.1, 10), (0.4, 5)]) == pytest.approx(0.2)
