@@ -83,9 +83,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "topk_attacks.json"))
+    parser.add_argument("--keep-other-models", action="store_true",
+                        help="keep the rows of models not in --models from an existing --out")  # fmt: skip
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     rows: list[dict[str, Any]] = []
+    if args.keep_other_models and Path(args.out).is_file():
+        old = json.loads(Path(args.out).read_text())
+        rows = [r for r in old["rows"] if r["model"] not in args.models]
     print(f"{'model':15} {'budget':6} {'K':>3} {'method':11} {'ASR':>5} {'l1':>7} {'l2':>6} {'linf':>5} {'s/sample':>8}")
     for name in args.models:
         setting = SETTINGS[name]

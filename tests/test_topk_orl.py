@@ -41,12 +41,12 @@ def test_orl_cnn_is_accurate_and_splits_into_features_and_linear_head(orl_cnn: r
     assert split.weight.shape == (40, 128)
 
 
-def test_quadattack_reaches_ordered_top5_of_40_identities(orl_cnn: rbl.Model, orl_test: tuple) -> None:
+def test_quadattack_reaches_ordered_top10_of_40_identities(orl_cnn: rbl.Model, orl_test: tuple) -> None:
     x, y = orl_test
     keep = orl_cnn.logits(x).argmax(dim=1) == y
     x, y = x[keep][:8], y[keep][:8]
-    result = rbl.create_attack("quadattack", budget="1x60", lr=0.1)(orl_cnn, x, y, "none:top_k:5", seed=0)
-    assert result.success_rate > 0
+    result = rbl.create_attack("quadattack", budget="1x60", lr=0.1)(orl_cnn, x, y, "none:top_k:10", seed=0)
+    assert result.success_rate >= 0.5
     with torch.no_grad():
         fresh = orl_cnn.net(result.x_adv)
     assert torch.equal(ordered_topk_holds(fresh, result.target), result.success)
