@@ -31,7 +31,8 @@ def suite(tmp_path: Path, text: str = SUITE, name: str = "suite") -> str:
 
 def test_run_prints_the_chosen_format(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", suite(tmp_path), "--no-db", "--format", "md"]) == 0
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert err == ""  # no progress bar when stderr is not a terminal
     assert out.startswith("# Robustness report: cli") and "| fgsm | attack | fgsm | linf:0.1 |" in out
 
 
