@@ -47,10 +47,15 @@ def attack_params(method: str, setting: str, restarts: int, iterations: int, max
     return {"setting": setting, "restarts": restarts, "iterations": iterations}
 
 
-def run_setting(name: str, *, quick: bool, restarts: int, seed: int) -> tuple[dict[str, Any], dict[str, Any]]:
+def run_setting(
+    name: str, *, quick: bool, restarts: int, seed: int, iterations: int | None = None,
+    max_iter: int | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:  # fmt: skip
     """Scores per method for setting ``name`` and the run's bookkeeping."""
     setting = st.get_setting(name)
-    per_class, iterations, max_iter = (QUICK if quick else FULL)[name]
+    per_class, default_iterations, default_max_iter = (QUICK if quick else FULL)[name]
+    iterations = iterations or default_iterations
+    max_iter = max_iter or default_max_iter
     classes = list(range(setting.num_private))
     if quick:
         classes = classes[:5]
@@ -97,8 +102,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--settings", nargs="+", default=["digits", "orl"], choices=sorted(st.SETTINGS))
     parser.add_argument("--restarts", type=int, default=None, help="default: 5 (2 with --quick)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--iterations", type=int, default=None, help="override gmi/lomma latent steps")
+    parser.add_argument("--max-iter", type=int, default=None, help="override mi_face's max_iter")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--merge", action="store_true", help="keep other settings already in --out")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     if args.threads:
@@ -108,7 +116,10 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.settings:
         began = time.perf_counter()
         try:
-            scores, info = run_setting(name, quick=args.quick, restarts=restarts, seed=args.seed)
+            scores, info = run_setting(
+                name, quick=args.quick, restarts=restarts, seed=args.seed, iterations=args.iterations,
+                max_iter=args.max_iter,
+            )  # fmt: skip
         except DataFolderMissing as exc:
             logging.warning("skipping %s: %s", name, exc)
             continue
@@ -122,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"{s['s_per_class']:8.2f} {s['target_fooled']:8.3f}"
             )
     path = args.out or RESULTS / f"model_inversion{'_quick' if args.quick else ''}.json"
+    if args.merge and path.is_file():  # keep the other settings of an earlier run
+        out = {**json.loads(path.read_text()), **out, "runs": {**json.loads(path.read_text()).get("runs", {}), **out.get("runs", {})}}
     write_atomic(path, json.dumps(out, indent=2, default=str) + "\n")
     print(f"wrote {path}")
     return 0

@@ -77,11 +77,12 @@ def test_gan_prior_is_trained_on_public_indices_only(digits: st.InversionSetting
 
 
 def test_students_are_distilled_on_public_indices_only(target: rbl.Model, digits: st.InversionSetting) -> None:
-    students, meta = lomma_mod.load_students(target, digits, archs=("linear", "mlp"), epochs=2)
+    # the same recipe as the lomma tests' students (shared cache)
+    students, meta = lomma_mod.load_students(target, digits, archs=lomma_mod.STUDENT_ARCHS, epochs=2)
     used = torch.tensor(meta["train_pool_indices"])
     private = torch.cat([digits.private_indices("train"), digits.private_indices("test")])
     assert used.numel() > 0 and not torch.isin(used, private).any()
-    assert len(students) == 2 and all(s.net is not target.net for s in students)
+    assert len(students) == 3 and all(s.net is not target.net for s in students)
     assert meta["recipe"]["teacher_weights"] == lomma_mod.weights_digest(target.net)
 
 
@@ -154,7 +155,8 @@ def test_mi_face_stops_at_the_confidence_threshold(target: rbl.Model) -> None:
 def test_unknown_setting_and_mismatched_model_are_errors(target: rbl.Model) -> None:
     with pytest.raises(rbl.UnsupportedThreatError, match="choose one of"):
         _attack("mi_face", setting="cifar")(target, torch.zeros(1, 1, 8, 8), _classes()[:1], THREAT, target=_classes()[:1])
-    cnn = rbl.load_model("zoo:digits-cnn")  # 10 classes: not a private-class target
+    ten = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+    cnn = rbl.Model(net=ten, name="ten-classes", input_shape=(1, 8, 8), num_classes=10)  # not a target
     with pytest.raises(rbl.UnsupportedThreatError, match="fits no inversion setting"):
         _attack("mi_face")(cnn, torch.zeros(1, 1, 8, 8), _classes()[:1], THREAT, target=_classes()[:1])
 
