@@ -67,6 +67,9 @@ class PGD(Attack):
                 x_adv, no_gain = self._one_run(model, x[chunk], y[chunk], t, threat, generator, restart)
                 if restart == 0:
                     stalled[chunk] = no_gain
+                if restart == self.restarts - 1:  # last run: no later restart needs the hits
+                    best[chunk] = x_adv
+                    continue
                 with torch.no_grad():
                     hit = threat.is_success(model(x_adv), y[chunk], t)
                 best[chunk] = torch.where(_rows(hit, x_adv), x_adv, best[chunk] if restart else x_adv)

@@ -184,15 +184,29 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n", type=int, default=500, help="test digits (default 500)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset")
+    p.add_argument("--models", default=",".join(MODELS), help="comma-separated subset")
+    p.add_argument("--threats", help="comma-separated threat specs (default: all five)")
     p.add_argument("--out", type=Path, default=OUT)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(args.threads)
     n, threats = (100, QUICK_THREATS) if args.quick else (args.n, THREATS)
+    threats = tuple(args.threats.split(",")) if args.threats else threats
     x, y = rbl.load_data("digits", split="test", n=n)
     rows: list[dict[str, Any]] = []
     load_start = os.getloadavg()
-    for model_name in MODELS:
+
+    def result(evaluate: dict[str, Any] | None) -> dict[str, Any]:
+        return {
+            "benchmark": "attacks_vs_peers", "quick": args.quick, "n": n, "threads": args.threads,
+            "complete": evaluate is not None,
+            "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "loadavg_start": load_start,
+                        "loadavg_now": os.getloadavg()},
+            "versions": _versions(), "pgd_steps": PGD_STEPS, "rows": rows, "summary": _summary(rows),
+            "evaluate": evaluate,
+        }  # fmt: skip
+
+    for model_name in args.models.split(","):
         model = rbl.load_model(model_name)
         for spec in threats:
             threat = rbl.ThreatModel.parse(spec)
@@ -200,19 +214,14 @@ def main(argv: list[str] | None = None) -> int:
                 row = {"model": model_name, "threat": spec, **_one(method, model, x, y, threat)}
                 rows.append(row)
                 print(json.dumps(row), file=sys.stderr, flush=True)
+                write_atomic(args.out, json.dumps(result(None), indent=1))  # partial results survive
     evaluate = time_evaluate()
-    result = {
-        "benchmark": "attacks_vs_peers", "quick": args.quick, "n": n, "threads": args.threads,
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "loadavg_start": load_start,
-                    "loadavg_end": os.getloadavg()},
-        "versions": _versions(), "pgd_steps": PGD_STEPS, "rows": rows, "summary": _summary(rows),
-        "evaluate": evaluate,
-    }  # fmt: skip
+    final = result(evaluate)
     print(_table(rows))
-    for s in result["summary"]:
+    for s in final["summary"]:
         print(json.dumps(s))
     print(f"evaluate zoo:digits-cnn end to end: {evaluate['seconds']} s (exit {evaluate['exit_code']})")
-    write_atomic(args.out, json.dumps(result, indent=1))
+    write_atomic(args.out, json.dumps(final, indent=1))
     return 0
 
 
