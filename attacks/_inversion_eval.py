@@ -42,9 +42,9 @@ def penultimate(model: Model, x: torch.Tensor) -> torch.Tensor:
     net = model.net
     x = model.normalize(x)
     if hasattr(net, "features") and callable(net.features):
-        return net.features(x).flatten(1)  # type: ignore[no-any-return]
+        return net.features(x).flatten(1)
     if isinstance(net, nn.Sequential) and len(net) > 1:
-        return net[:-1](x).flatten(1)  # type: ignore[no-any-return]
+        return net[:-1](x).flatten(1)
     raise UnsupportedThreatError(
         f"model {model.name}: cannot find penultimate features; use an nn.Sequential whose last "
         "layer is the classifier, or give the network a features(x) method"

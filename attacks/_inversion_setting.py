@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import torch
 
@@ -119,7 +120,7 @@ def _isin(y: torch.Tensor, classes: tuple[int, ...]) -> torch.Tensor:
 def _pool(dataset: str, size: tuple[int, int] | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     from robustbench_lite.data import load_data
 
-    kw = {} if size is None else {"size": size}
+    kw: dict[str, Any] = {} if size is None else {"size": size}
     x_tr, y_tr = load_data(dataset, split="train", **kw)
     x_te, y_te = load_data(dataset, split="test", **kw)
     is_train = torch.cat([torch.ones(len(y_tr), dtype=torch.bool), torch.zeros(len(y_te), dtype=torch.bool)])
