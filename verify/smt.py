@@ -238,7 +238,13 @@ class SmtVerifier(Verifier):
         total = dict(out.stats)
         with ctx.Pool(self.workers) as pool:
             status = "unsat"
-            for res in pool.imap_unordered(_split_worker, parts):
+            results = pool.imap_unordered(_split_worker, parts)
+            for _ in parts:
+                try:  # the parent enforces the deadline even if a worker's batch overruns it
+                    res = results.next(timeout=max(0.0, deadline - time.monotonic()) + 0.5)
+                except multiprocessing.TimeoutError:
+                    pool.terminate()
+                    return Outcome("timeout", stats=total)
                 for key, val in res.stats.items():
                     total[key] = total.get(key, 0) + val if isinstance(val, int) else val
                 if res.status == "sat":
