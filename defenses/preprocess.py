@@ -46,7 +46,7 @@ class _Squeeze(nn.Module):
             x = (x - torch.as_tensor(self.mean, dtype=x.dtype).reshape(shape)) / torch.as_tensor(
                 self.std, dtype=x.dtype
             ).reshape(shape)
-        return self.inner(x)  # type: ignore[no-any-return]
+        return self.inner(x)
 
 
 @register_defense("bit_depth")

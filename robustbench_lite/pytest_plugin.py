@@ -19,7 +19,7 @@ time (torch and the package load when a robustness test runs). Opt out with
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
@@ -67,7 +67,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
             pytest.fail(f"@pytest.mark.robustness: {problem}", pytrace=False)
 
 
-def marker_problem(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
+def marker_problem(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str | None:
     """Why the marker's arguments are invalid, or None."""
     if args:
         return f"takes keywords only ({', '.join(MARKER_KEYS)}), got positional {args!r}"
@@ -215,7 +215,7 @@ class SuiteItem(pytest.Item):
         self.check = check
 
     def runtest(self) -> None:
-        report = self.parent.run_once()  # type: ignore[attr-defined]
+        report = self.parent.run_once()  # type: ignore[union-attr]
         mine = [r for r in report.results if r.id == self.check.id or r.id.startswith(self.check.id + "@")]
         failed = [r for r in mine if not r.passed]
         if failed:

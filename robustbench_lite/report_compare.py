@@ -64,7 +64,7 @@ def changes(report: Report, baseline: dict[str, Any]) -> list[Change]:
         for key, value in r.values.items():
             before = old.get(key)
             if _number(value) and _number(before):
-                out.append(Change(r.id, key, float(before), float(value)))
+                out.append(Change(r.id, key, float(before), float(value)))  # type: ignore[arg-type]
     return out
 
 

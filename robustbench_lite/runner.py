@@ -129,10 +129,12 @@ def _model(suite: Suite, model: Model | str | Path | None, device: str | None) -
     if model is None:
         if suite.model is None:
             raise SuiteError(f"{suite.source}: the suite names no model; pass one (CLI: --model SPEC)")
-        model = suite.model.load()
-    elif not isinstance(model, Model):
-        model = load_model(model)
-    return model.to(device) if device else model
+        loaded: Model = suite.model.load()
+    elif isinstance(model, Model):
+        loaded = model
+    else:
+        loaded = load_model(model)
+    return loaded.to(device) if device else loaded
 
 
 def resolve_checks(suite: Suite, model: Model, *, n_data: int, quick: bool = False) -> dict[str, Check]:

@@ -126,7 +126,7 @@ def _detect(ctx: CellContext, check: Check, cell: Cell, model: Model, x: torch.T
 
 
 def _rounded(t: torch.Tensor) -> list[Any]:
-    return torch.round(t.detach().float() * 10000).div(10000).tolist()  # type: ignore[no-any-return]
+    return torch.round(t.detach().float() * 10000).div(10000).tolist()
 
 
 def _jsonable(value: Any) -> Any:

@@ -81,7 +81,7 @@ def _attack(cells: Sequence[tuple[Cell, Mapping[str, Any]]]) -> tuple[dict[str, 
     sizes = [c.stop - c.start for c, _ in cells]
     queries = [p.get("queries") for _, p in cells]
     if all(q is not None for q in queries):
-        values["queries"] = sum(q * s for q, s in zip(queries, sizes)) / sum(sizes)
+        values["queries"] = sum(float(q or 0) * s for q, s in zip(queries, sizes)) / sum(sizes)
     for key in sorted({k for _, p in cells for k in p.get("metrics", {})}):
         pairs = [(p["metrics"][key], s) for (_, p), s in zip(cells, sizes) if key in p.get("metrics", {})]
         values[key] = merge_metric(key, pairs)

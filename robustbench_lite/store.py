@@ -146,7 +146,7 @@ class ResultStore:
         rows = self._guard(lambda: self._db.execute(
             "SELECT id, suite, model, model_fingerprint, seed, version, finished, passed, cells_run,"
             " cells_resumed, report FROM runs ORDER BY id DESC").fetchall())
-        out = [RunRow(*r[:7], bool(r[7]), *r[8:]) for r in rows]
+        out = [RunRow(*r[:7], bool(r[7]), *r[8:]) for r in rows]  # type: ignore[call-arg]
         if model:
             out = [r for r in out if r.model == model or r.model_fingerprint.startswith(model)]
         if suite:

@@ -75,7 +75,7 @@ def defenses(node: Node) -> dict[str, DefenseSpec]:
 def component(node: Node, kind: str, name: str) -> type:
     """The registered class ``name`` of ``kind``; unknown names fail with suggestions."""
     try:
-        return registry_of(kind).get(name)  # type: ignore[no-any-return]
+        return registry_of(kind).get(name)
     except RobustbenchLiteError as exc:
         node.fail(str(exc))
 

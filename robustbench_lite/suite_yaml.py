@@ -15,14 +15,14 @@ import yaml
 from robustbench_lite.errors import SuiteError
 
 
-class LineDict(dict):  # type: ignore[type-arg]
+class LineDict(dict):
     """A mapping read from YAML; ``line`` is where it starts, ``key_lines[k]`` where ``k`` is."""
 
     line: int = 0
     key_lines: dict[Any, int]
 
 
-class LineList(list):  # type: ignore[type-arg]
+class LineList(list):
     """A sequence read from YAML; ``line`` is where it starts, ``item_lines[i]`` where item i is."""
 
     line: int = 0

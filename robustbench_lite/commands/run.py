@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from robustbench_lite.commands._common import add_model_arguments, positive_int
 
@@ -48,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     return run_and_report(args, args.suite, model)
 
 
-def run_and_report(args: argparse.Namespace, suite: str, model: object) -> int:
+def run_and_report(args: argparse.Namespace, suite: str, model: Any) -> int:
     """Validate every option, run the suite, write/print the report; the exit code."""
     from robustbench_lite.report import write_atomic
     from robustbench_lite.report_compare import (
