@@ -119,6 +119,7 @@ def comparable(report: Report) -> dict[str, Any]:
     doc.pop("env", None)
     for check in doc["checks"]:
         check.pop("elapsed_s", None)
+        check.get("detail", {}).pop("timing", None)
         for cell in check.get("detail", {}).get("cells", []):
             cell.pop("elapsed_s", None)
     return doc

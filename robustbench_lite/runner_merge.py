@@ -82,10 +82,13 @@ def _attack(cells: Sequence[tuple[Cell, Mapping[str, Any]]]) -> tuple[dict[str, 
     queries = [p.get("queries") for _, p in cells]
     if all(q is not None for q in queries):
         values["queries"] = sum(float(q or 0) * s for q, s in zip(queries, sizes)) / sum(sizes)
+    extra: dict[str, Any] = {"success": [bool(s) for s in ok]}
     for key in sorted({k for _, p in cells for k in p.get("metrics", {})}):
         pairs = [(p["metrics"][key], s) for (_, p), s in zip(cells, sizes) if key in p.get("metrics", {})]
-        values[key] = merge_metric(key, pairs)
-    extra: dict[str, Any] = {"success": [bool(s) for s in ok]}
+        if is_timing(key):  # wall times vary run to run: detail, not values
+            extra.setdefault("timing", {})[key] = merge_metric(key, pairs)
+        else:
+            values[key] = merge_metric(key, pairs)
     for _, p in cells:
         if "examples" in p:
             extra["examples"] = p["examples"]
@@ -93,6 +96,11 @@ def _attack(cells: Sequence[tuple[Cell, Mapping[str, Any]]]) -> tuple[dict[str, 
     if others:
         extra["metrics_per_cell"] = others
     return values, extra
+
+
+def is_timing(key: str) -> bool:
+    """Metric names that are wall times (``seconds_*``, ``*_s``, ``*elapsed*``)."""
+    return key.startswith("seconds") or key.endswith("_s") or "elapsed" in key
 
 
 def merge_metric(key: str, pairs: list[tuple[Any, int]]) -> Any:

@@ -188,3 +188,23 @@ def test_attack_metrics_merge_by_kind() -> None:
     assert merge_metric("seconds_apgd", [(1.5, 10), (0.5, 5)]) == pytest.approx(2.0)
     assert merge_metric("warning", [(False, 10), (True, 5)]) is True
     assert merge_metric("loss_not_increased", [(0.1, 10), (0.4, 5)]) == pytest.approx(0.2)
+
+
+def test_timing_metrics_go_to_detail_not_values(tmp_path: Path) -> None:
+    from dataclasses import dataclass as dc
+
+    @rbl.register_attack("test_timed", replace=True)
+    @dc(frozen=True)
+    class Timed(rbl.Attack):
+        supports = frozenset({(rbl.Norm.LINF, rbl.Goal.UNTARGETED)})
+
+        def run(self, model, x, y, threat, *, target, generator):  # type: ignore[no-untyped-def]
+            return rbl.AttackOutput(x, metrics={"seconds_inner": 0.5, "broken_by_inner": 1})
+
+    path = suite_file(tmp_path, """\
+        checks:
+          - {id: timed, attack: test_timed, threat: "linf:0.1", expect: {}}
+    """, n=14)  # fmt: skip
+    (result,) = rbl.run_suite(path).results
+    assert "seconds_inner" not in result.values and result.values["broken_by_inner"] == 2
+    assert result.detail["timing"] == {"seconds_inner": 1.0}

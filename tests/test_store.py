@@ -40,6 +40,7 @@ def strip(doc: dict[str, Any]) -> dict[str, Any]:
     doc.pop("env", None)
     for check in doc["checks"]:
         check.pop("elapsed_s", None)
+        check["detail"].pop("timing", None)
         for cell in check["detail"].get("cells", []):
             cell.pop("elapsed_s", None)
     return doc
