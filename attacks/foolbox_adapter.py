@@ -129,7 +129,7 @@ class FoolboxDeepFool(_FoolboxAttack):
     """
 
     supports = frozenset({(Norm.L2, Goal.UNTARGETED), (Norm.LINF, Goal.UNTARGETED)})
-    quick_params = {"steps": 10}
+    quick_params = {"steps": 10, "candidates": 3}
     steps: int = 50
     candidates: int = 10
     overshoot: float = 0.02
