@@ -22,6 +22,11 @@ from robustbench_lite.model import Model
 from robustbench_lite.registry import register_attack
 
 STUDENT_ARCHS = ("linear", "mlp", "cnn")
+#: Default lambda_reg per setting. The paper's 1.0 (CelebA) is kept for digits. On ORL the
+#: penalty at real private images (~27) exceeds the target logit there (~12), and with 1.0 the
+#: reconstructions fooled T in only 7 of 20 classes; 0.1 was picked from that attacker-visible
+#: signal (T fooled: 20/20). Feature scales differ between targets, so the weight is not portable.
+LAMBDA_REG = {"digits": 1.0, "orl": 0.1}
 
 
 def build_student(arch: str, setting: InversionSetting) -> nn.Sequential:
@@ -116,7 +121,8 @@ class LOMMA(GMI):
     epochs on the small public split. ``student_archs=()`` gives GMI + L_logit only.
 
     Args (besides GMI's):
-        lambda_reg: weight of the feature-mean penalty (paper: 1.0).
+        lambda_reg: weight of the feature-mean penalty (paper: 1.0); None takes the setting's
+            default from ``LAMBDA_REG`` (digits 1.0, ORL 0.1).
         student_archs: architectures of the distilled students.
         student_epochs: distillation epochs.
     """
@@ -124,7 +130,7 @@ class LOMMA(GMI):
     quick_params = {
         "iterations": 100, "restarts": 2, "gan_steps": 40, "gan_width": 8, "student_epochs": 2,
     }  # fmt: skip
-    lambda_reg: float = 1.0
+    lambda_reg: float | None = None
     student_archs: tuple[str, ...] = STUDENT_ARCHS
     student_epochs: int = 50
 
@@ -144,7 +150,8 @@ class LOMMA(GMI):
         students: list[Model] = []
         if self.student_archs:
             students, _ = load_students(model, setting, archs=tuple(self.student_archs), epochs=self.student_epochs)
-        return {"mu_pub": mu_pub, "students": [s.to(model.device) for s in students]}
+        lambda_reg = self.lambda_reg if self.lambda_reg is not None else LAMBDA_REG.get(setting.name, 1.0)
+        return {"mu_pub": mu_pub, "students": [s.to(model.device) for s in students], "lambda_reg": lambda_reg}
 
     def identity_loss(
         self, model: Model, context: Mapping[str, Any], images: torch.Tensor, target: torch.Tensor
@@ -157,4 +164,4 @@ class LOMMA(GMI):
         for student in context["students"]:
             terms.append(-student(images).gather(1, target[:, None])[:, 0])
         reg = ((feats - context["mu_pub"]) ** 2).mean(dim=1)
-        return torch.stack(terms).mean(dim=0) + self.lambda_reg * reg
+        return torch.stack(terms).mean(dim=0) + context["lambda_reg"] * reg
