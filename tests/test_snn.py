@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -15,6 +16,7 @@ from robustbench_lite.snn import (
     SpikingNet,
     Surrogate,
     SurrogateError,
+    lif_layers,
     pdsg_derivative,
     with_surrogate,
 )
@@ -124,7 +126,7 @@ def test_twin_has_gradients_and_the_real_model_has_none(
     assert not g_real.any()  # Heaviside's true derivative
     for kind in ("pdsg", "atan", "sigmoid", "ste"):
         model = with_surrogate(digits_snn, kind)
-        assert digits_snn.surrogate is None and model.surrogate is not None
+        assert model.surrogate is not None and kind in model.surrogate.name
         twin_out = model.differentiable(x)
         torch.testing.assert_close(twin_out, out)  # same forward (Heaviside)
         (g,) = torch.autograd.grad(twin_out.sum(), x)
@@ -168,8 +170,20 @@ def test_snn_fgsm_reduces_accuracy_and_plain_fgsm_cannot(
     result = rbl.create_attack("snn_fgsm", surrogate="pdsg")(digits_snn, x, y, "linf:64/255")
     assert bool(((result.x_adv - x).abs() <= 64 / 255 + 1e-6).all())
     assert result.robust_accuracy < result.clean_accuracy - 0.2
-    plain = rbl.create_attack("fgsm")(digits_snn, x, y, "linf:64/255")  # zero gradient: no step
+    real_only = replace(digits_snn, surrogate=None)
+    plain = rbl.create_attack("fgsm")(real_only, x, y, "linf:64/255")  # zero gradient: no step
     assert torch.equal(plain.x_adv, x) and plain.robust_accuracy == plain.clean_accuracy
+    # the zoo model carries a PDSG twin, so the generic fgsm attacks through it
+    generic = rbl.create_attack("fgsm")(digits_snn, x, y, "linf:64/255")
+    assert generic.robust_accuracy == pytest.approx(result.robust_accuracy)
+
+
+def test_zoo_snn_carries_a_pdsg_twin_and_fires_with_heaviside(digits_snn: rbl.Model) -> None:
+    assert digits_snn.surrogate is not None
+    assert {layer.surrogate for layer in lif_layers(digits_snn.net)} == {None}
+    assert {layer.surrogate for layer in lif_layers(digits_snn.surrogate.net)} == {
+        Surrogate("pdsg")
+    }
 
 
 def test_snn_attack_parameters_are_checked() -> None:

@@ -42,6 +42,8 @@ class ZooEntry:
         train: trains the network in place; returns metrics such as ``clean_accuracy``.
         recipe: everything that determines the weights; its hash keys the cache.
         model_kwargs: passed to :class:`Model` (bounds, input_shape, num_classes, ...).
+        finalize: optional ``Model -> Model`` applied to the loaded model (e.g. to attach a
+            surrogate-gradient twin to a spiking network); not part of the cache key.
     """
 
     name: str
@@ -50,6 +52,7 @@ class ZooEntry:
     train: Callable[[nn.Module], Mapping[str, Any]]
     recipe: Mapping[str, Any]
     model_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    finalize: Callable[[Model], Model] | None = None
 
     @property
     def recipe_hash(self) -> str:
@@ -183,7 +186,8 @@ def load_zoo_model(name: str, *, retrain: bool = False) -> Model:
         atomic_write_bytes(weights_path, buffer.getvalue())
         atomic_write_bytes(meta_path, json.dumps(meta, indent=2, default=str).encode())
     net.eval()
-    return Model(net=net, name=f"zoo:{name}", meta=meta, **dict(entry.model_kwargs))
+    model = Model(net=net, name=f"zoo:{name}", meta=meta, **dict(entry.model_kwargs))
+    return entry.finalize(model) if entry.finalize is not None else model
 
 
 def __getattr__(attr: str) -> Any:

@@ -1,9 +1,10 @@
 """Spiking zoo models (LIF, tau 2, hard reset), trained with the ATan(alpha=2) surrogate.
 
-The deployed models fire with the Heaviside step and carry no surrogate (the training surrogate
-is "invisible", as in Lun et al., CVPR 2025), so their input gradient is zero. The ``snn_fgsm``,
-``snn_pgd`` and ``sda`` attacks build a surrogate twin themselves; for other gradient attacks
-pass ``robustbench_lite.snn.with_surrogate(model, "pdsg")``.
+The deployed models fire with the Heaviside step (input gradient zero); the surrogate used in
+training is "invisible" to an attacker (Lun et al., CVPR 2025). Each is loaded with a PDSG
+surrogate twin in :attr:`Model.surrogate` (PDSG needs no knowledge of the training surrogate),
+so generic gradient attacks (``pgd``, ``evaluate``) attack through it; ``snn_fgsm``,
+``snn_pgd`` and ``sda`` build the twin for the surrogate they are given.
 
 * ``digits-snn``: 8x8 digits, direct encoding (the image repeated over T = 4 steps),
   conv16-BN-LIF, conv32(stride 2)-BN-LIF, dense 64-LIF, dense 10; logits = mean over time.
@@ -19,7 +20,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from robustbench_lite.snn import LIF, SpikingNet, Surrogate, set_surrogate
+from robustbench_lite.model import Model
+from robustbench_lite.snn import LIF, SpikingNet, Surrogate, set_surrogate, with_surrogate
 from robustbench_lite.zoo import ZooEntry, register_zoo_model
 from robustbench_lite.zoo.training import accuracy, train_classifier
 
@@ -71,6 +73,10 @@ def _trainer(recipe: Mapping[str, Any]) -> Any:
     return train
 
 
+def _with_pdsg(model: Model) -> Model:
+    return with_surrogate(model, "pdsg")
+
+
 def _entry(
     name: str, description: str, build: Any, model_kwargs: Mapping[str, Any], **recipe: Any
 ) -> None:
@@ -80,7 +86,11 @@ def _entry(
         "train_surrogate": TRAIN_SURROGATE.label(),
         **recipe,
     }
-    register_zoo_model(ZooEntry(name, description, build, _trainer(recipe), recipe, model_kwargs))
+    register_zoo_model(
+        ZooEntry(
+            name, description, build, _trainer(recipe), recipe, model_kwargs, finalize=_with_pdsg
+        )
+    )
 
 
 _entry(
