@@ -37,7 +37,6 @@ flip), ``reduction=False`` skips the reduction.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -265,13 +264,3 @@ class SDA(Attack):
         out = adv.clone()
         out[rows] = final
         return out
-
-
-def sda_metrics(
-    result_l0: torch.Tensor,
-    success: torch.Tensor,
-    clean_correct: torch.Tensor,
-    thresholds: tuple[int, ...] = (200, 800),
-) -> Mapping[str, float]:
-    """:func:`l0_summary` of a re-checked result (success and clean_correct from AttackResult)."""
-    return l0_summary(result_l0, success, clean_correct, thresholds)
