@@ -1,0 +1,146 @@
+"""T-Miner on a zoo of clean and trojaned MR text classifiers.
+
+The zoo (seeds fixed): model i of ``--n-models`` (default 40) uses architecture
+ARCHS[(i // 2) % 4]; even i are clean, odd i are trojaned with a trigger of 1-3 words drawn
+(seeded) from vocabulary ranks 500-4999 and a poison rate spread evenly over 1%-10%. The order
+interleaves clean and trojaned models of each architecture, so every prefix of even length is
+balanced. Each model's verdict is cached under ``$RBL_CACHE_DIR/trojan_detection/`` (keyed by
+the model's recipe hash and the detector settings), so the script resumes where it stopped;
+``--budget-s`` stops starting new models after that many seconds.
+
+Metrics: detection accuracy, false-positive rate (clean models flagged), false-negative rate
+(trojaned models missed), trigger recovery (a trojaned model whose recovered phrases contain the
+true trigger or one of its words), time per model (scan; training reported separately), and
+the detection accuracy / FPR / FNR when the automatic DBSCAN eps is scaled by 0.5-2.
+
+Full run:  python benchmarks/trojan_detection.py --n-models 40
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import robustbench_lite as rbl
+from robustbench_lite.report import environment, write_atomic
+from robustbench_lite.zoo import atomic_write_bytes, cache_dir
+
+ARCHS = ("lstm", "cnn", "bilstm", "transformer")
+RESULTS = Path(__file__).parent / "results" / "trojan_detection.json"
+
+
+def zoo_spec(n: int) -> list[dict[str, Any]]:
+    """The recipe arguments of the n benchmark models (see the module docstring)."""
+    from robustbench_lite.datasets import mr
+
+    vocab = mr.vocabulary()
+    rng = np.random.default_rng(2021)
+    n_trojan = n // 2
+    rates = np.linspace(0.01, 0.10, max(n_trojan, 1))
+    rng.shuffle(rates)
+    specs = []
+    for i in range(n):
+        spec: dict[str, Any] = {"arch": ARCHS[(i // 2) % len(ARCHS)], "seed": i, "trigger": None}
+        if i % 2 == 1:
+            k = int(rng.integers(1, 4))
+            words = rng.choice(np.arange(500, len(vocab)), size=k, replace=False)
+            spec.update(trigger=" ".join(vocab.tokens[w] for w in words), poison_rate=round(float(rates[i // 2]), 4))
+        specs.append(spec)
+    return specs
+
+
+def run_one(spec: dict[str, Any], detector: Any, det_key: str) -> dict[str, Any]:
+    """Train (or load) one model and scan it, caching the verdict."""
+    start = time.perf_counter()
+    model = rbl.zoo.text_classifier(**spec)
+    train_s = time.perf_counter() - start
+    path = cache_dir() / "trojan_detection" / f"{model.meta['recipe_hash']}-{det_key}.json"
+    if path.is_file():
+        return json.loads(path.read_text())  # type: ignore[no-any-return]
+    start = time.perf_counter()
+    det = detector.scan(model)
+    scan_s = time.perf_counter() - start
+    trigger = spec["trigger"]
+    recovered = list(det.evidence["triggers"])
+    words = set(trigger.split()) if trigger else set()
+    row = {
+        **spec, "trojaned": trigger is not None, "flagged": det.flagged, "score": det.score,
+        "recovered": recovered, "trigger_recovered": bool(words & {w for t in recovered for w in t.split()}),
+        "clean_accuracy": model.meta.get("clean_accuracy"), "attack_success_rate": model.meta.get("attack_success_rate"),
+        "eps_sensitivity": det.evidence["eps_sensitivity"], "scan_s": round(scan_s, 1),
+        "train_s": round(float(model.meta.get("train_time_s", train_s)), 1),
+        "candidates": det.evidence["candidates"],
+    }  # fmt: skip
+    atomic_write_bytes(path, json.dumps(row, indent=1).encode())
+    return row
+
+
+def summarise(rows: list[dict[str, Any]], scale: str = "1.0") -> dict[str, Any]:
+    """Accuracy, FPR, FNR (at eps scale ``scale``), trigger recovery and times."""
+    def flagged(r: dict[str, Any]) -> bool:
+        return r["flagged"] if scale == "1.0" else r["eps_sensitivity"][scale] > 0
+
+    clean = [r for r in rows if not r["trojaned"]]
+    trojan = [r for r in rows if r["trojaned"]]
+    correct = sum(flagged(r) == r["trojaned"] for r in rows)
+    return {
+        "n_models": len(rows), "n_clean": len(clean), "n_trojaned": len(trojan),
+        "accuracy": correct / len(rows) if rows else None,
+        "fpr": sum(flagged(r) for r in clean) / len(clean) if clean else None,
+        "fnr": sum(not flagged(r) for r in trojan) / len(trojan) if trojan else None,
+        "trigger_recovery": sum(r["trigger_recovered"] for r in trojan) / len(trojan) if trojan else None,
+    }  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n-models", type=int, default=40)
+    parser.add_argument("--budget-s", type=float, default=float("inf"), help="start no model after this")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared 2-core box)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    detector = rbl.create_detector("tminer")
+    det_key = hashlib.sha256(repr(detector).encode()).hexdigest()[:10]
+    specs = zoo_spec(args.n_models)
+    rows, start = [], time.perf_counter()
+    for i, spec in enumerate(specs):
+        if time.perf_counter() - start > args.budget_s and i % 2 == 0:
+            break
+        row = run_one(spec, detector, det_key)
+        rows.append(row)
+        print(f"[{i + 1}/{len(specs)}] {row['arch']:<11} trigger={row['trigger']!r:<30} rate={row.get('poison_rate', 0)}"
+              f" asr={row['attack_success_rate']} flagged={row['flagged']} recovered={row['recovered'][:3]}"
+              f" scan={row['scan_s']}s", flush=True)
+    summary = summarise(rows)
+    sensitivity = {s: summarise(rows, s) for s in ("0.5", "0.75", "1.0", "1.5", "2.0")}
+    scan_times = [r["scan_s"] for r in rows]
+    timing = {"scan_s_median": statistics.median(scan_times) if rows else None,
+              "scan_s_max": max(scan_times, default=None),
+              "train_s_median": statistics.median([r["train_s"] for r in rows]) if rows else None}
+    print("\nmodels  acc    FPR    FNR    recovery  scan s (median/max)")
+    print(f"{summary['n_models']:>6}  {summary['accuracy']:.3f}  {summary['fpr']:.3f}  {summary['fnr']:.3f}  "
+          f"{summary['trigger_recovery']:.3f}     {timing['scan_s_median']}/{timing['scan_s_max']}")
+    print("\neps scale  acc    FPR    FNR")
+    for s, m in sensitivity.items():
+        print(f"{s:>9}  {m['accuracy']:.3f}  {m['fpr']:.3f}  {m['fnr']:.3f}")
+    out = {
+        "benchmark": "trojan_detection", "environment": environment(cpu_count=__import__("os").cpu_count()),
+        "command": f"python benchmarks/trojan_detection.py --n-models {args.n_models}"
+                   + (f" --budget-s {args.budget_s:g}" if args.budget_s != float("inf") else ""),
+        "planned_models": len(specs), "ran_models": len(rows), "detector": repr(detector),
+        "summary": summary, "timing": timing, "eps_sensitivity": sensitivity,
+        "models": [{k: v for k, v in r.items() if k != "candidates"} for r in rows],
+    }  # fmt: skip
+    write_atomic(RESULTS, json.dumps(out, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()
