@@ -57,14 +57,16 @@ def zoo_spec(n: int) -> list[dict[str, Any]]:
     return specs
 
 
-def run_one(spec: dict[str, Any], detector: Any, det_key: str) -> dict[str, Any]:
-    """Train (or load) one model and scan it, caching the verdict."""
+def run_one(spec: dict[str, Any], detector: Any, det_key: str, *, cached_only: bool = False) -> dict[str, Any] | None:
+    """Train (or load) one model and scan it, caching the verdict (None: not cached, cached_only)."""
     start = time.perf_counter()
     model = rbl.zoo.text_classifier(**spec)
     train_s = time.perf_counter() - start
     path = cache_dir() / "trojan_detection" / f"{model.meta['recipe_hash']}-{det_key}.json"
     if path.is_file():
         return json.loads(path.read_text())  # type: ignore[no-any-return]
+    if cached_only:
+        return None
     start = time.perf_counter()
     det = detector.scan(model)
     scan_s = time.perf_counter() - start
@@ -83,13 +85,16 @@ def run_one(spec: dict[str, Any], detector: Any, det_key: str) -> dict[str, Any]
     return row
 
 
-def summarise(rows: list[dict[str, Any]], scale: str = "1.0") -> dict[str, Any]:
+def summarise(rows: list[dict[str, Any]], scale: str = "1.0", *, min_asr: float | None = None) -> dict[str, Any]:
     """Accuracy, FPR, FNR (at eps scale ``scale``), trigger recovery and times."""
     def flagged(r: dict[str, Any]) -> bool:
         return r["flagged"] if scale == "1.0" else r["eps_sensitivity"][scale] > 0
 
     clean = [r for r in rows if not r["trojaned"]]
     trojan = [r for r in rows if r["trojaned"]]
+    if min_asr is not None:  # only trojans whose trigger really works on the test split
+        trojan = [r for r in trojan if (r["attack_success_rate"] or 0.0) >= min_asr]
+        rows = clean + trojan
     correct = sum(flagged(r) == r["trojaned"] for r in rows)
     return {
         "n_models": len(rows), "n_clean": len(clean), "n_trojaned": len(trojan),
@@ -105,6 +110,7 @@ def main() -> None:
     parser.add_argument("--n-models", type=int, default=40)
     parser.add_argument("--budget-s", type=float, default=float("inf"), help="start no model after this")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared 2-core box)")
+    parser.add_argument("--cached-only", action="store_true", help="report only models already scanned")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     detector = rbl.create_detector("tminer")
@@ -114,12 +120,15 @@ def main() -> None:
     for i, spec in enumerate(specs):
         if time.perf_counter() - start > args.budget_s and i % 2 == 0:
             break
-        row = run_one(spec, detector, det_key)
+        row = run_one(spec, detector, det_key, cached_only=args.cached_only)
+        if row is None:
+            continue
         rows.append(row)
         print(f"[{i + 1}/{len(specs)}] {row['arch']:<11} trigger={row['trigger']!r:<30} rate={row.get('poison_rate', 0)}"
               f" asr={row['attack_success_rate']} flagged={row['flagged']} recovered={row['recovered'][:3]}"
               f" scan={row['scan_s']}s", flush=True)
     summary = summarise(rows)
+    effective = summarise(rows, min_asr=0.5)
     sensitivity = {s: summarise(rows, s) for s in ("0.5", "0.75", "1.0", "1.5", "2.0")}
     scan_times = [r["scan_s"] for r in rows]
     timing = {"scan_s_median": statistics.median(scan_times) if rows else None,
@@ -128,6 +137,8 @@ def main() -> None:
     print("\nmodels  acc    FPR    FNR    recovery  scan s (median/max)")
     print(f"{summary['n_models']:>6}  {summary['accuracy']:.3f}  {summary['fpr']:.3f}  {summary['fnr']:.3f}  "
           f"{summary['trigger_recovery']:.3f}     {timing['scan_s_median']}/{timing['scan_s_max']}")
+    print(f"trojans with ASR >= 0.5 only: {effective['n_trojaned']} of {summary['n_trojaned']}, accuracy "
+          f"{effective['accuracy']:.3f}, FNR {effective['fnr']}, recovery {effective['trigger_recovery']}")
     print("\neps scale  acc    FPR    FNR")
     for s, m in sensitivity.items():
         print(f"{s:>9}  {m['accuracy']:.3f}  {m['fpr']:.3f}  {m['fnr']:.3f}")
@@ -136,7 +147,7 @@ def main() -> None:
         "command": f"python benchmarks/trojan_detection.py --n-models {args.n_models}"
                    + (f" --budget-s {args.budget_s:g}" if args.budget_s != float("inf") else ""),
         "planned_models": len(specs), "ran_models": len(rows), "detector": repr(detector),
-        "summary": summary, "timing": timing, "eps_sensitivity": sensitivity,
+        "summary": summary, "summary_effective_trojans_asr_ge_0.5": effective, "timing": timing, "eps_sensitivity": sensitivity,
         "models": [{k: v for k, v in r.items() if k != "candidates"} for r in rows],
     }  # fmt: skip
     write_atomic(RESULTS, json.dumps(out, indent=1, default=str))

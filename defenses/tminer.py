@@ -16,6 +16,9 @@ Pipeline (per direction source -> target of the binary task, both directions sca
    target-leaning words, last hidden layer, min-max scaling, PCA (99%), DBSCAN with an
    automatic eps; candidates that DBSCAN marks as noise are the recovered triggers.
 
+A source class that the model never predicts on synthetic sentences (a collapsed model) is
+skipped and listed in ``evidence["skipped_sources"]``.
+
 The model is flagged when at least one trigger is recovered; ``score`` is the number of
 recovered trigger phrases and ``threshold`` is 1. Evidence: ``triggers`` (phrases),
 ``candidates`` (phrase, direction, flip rate, outlier), ``eps`` and ``eps_sensitivity``
@@ -98,8 +101,17 @@ class TMiner(Detector):
         gen = torch.Generator().manual_seed(self.seed)
         ctx = _Context(model, vocab, length, gen, self)
         cfg = G.GeneratorConfig(ae_epochs=self.ae_epochs, joint_epochs=self.joint_epochs, tau=self.tau)
-        x_syn = torch.cat([ctx.sentences(c, self.n_train // 2) for c in (0, 1)])
-        y_syn = torch.arange(2).repeat_interleave(self.n_train // 2)
+        parts, classes = [], []
+        for c in (0, 1):
+            try:
+                parts.append(ctx.sentences(c, self.n_train // 2))
+                classes.append(c)
+            except DataError:  # the model (almost) never predicts c: no direction from c
+                continue
+        if not parts:
+            raise DataError(f"{model.name} puts no synthetic sentence in either class; tminer cannot scan it")
+        x_syn = torch.cat(parts)
+        y_syn = torch.tensor(classes).repeat_interleave(self.n_train // 2)
         with torch.random.fork_rng():
             torch.manual_seed(self.seed)
             generator = G.PerturbationGenerator(len(vocab), cfg)
@@ -107,7 +119,7 @@ class TMiner(Detector):
         candidates: list[dict[str, Any]] = []
         sensitivity = {s: 0 for s in self._scales()}
         eps_info = {}
-        for source in (0, 1):
+        for source in classes:
             found, info = self._direction(ctx, generator, net, source)
             candidates += found
             eps_info[f"{source}->{1 - source}"] = info
@@ -118,6 +130,7 @@ class TMiner(Detector):
             "triggers": triggers, "candidates": candidates, "eps": eps_info,
             "eps_sensitivity": {str(s): n for s, n in sensitivity.items()},
             "generator_losses": losses, "n_synthetic": len(y_syn),
+            "skipped_sources": [c for c in (0, 1) if c not in classes],
             "time_s": round(time.perf_counter() - start, 2),
         }  # fmt: skip
         return Detection(flagged=bool(triggers), score=float(len(triggers)), threshold=1.0, evidence=evidence)
