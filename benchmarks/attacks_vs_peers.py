@@ -129,6 +129,28 @@ def _one(method: str, model: rbl.Model, x: torch.Tensor, y: torch.Tensor, threat
     return row
 
 
+def pgd_repeats(models: list[str], threats: tuple[str, ...], x: torch.Tensor, y: torch.Tensor,
+                reps: int) -> list[dict[str, Any]]:  # fmt: skip
+    """Median of ``reps`` interleaved timings of our pgd and torchattacks' PGD per setting."""
+    out = []
+    for model_name in models:
+        model = rbl.load_model(model_name)
+        for spec in threats:
+            threat = rbl.ThreatModel.parse(spec)
+            times: dict[str, list[float]] = {"pgd": [], "ta_pgd": []}
+            for _ in range(reps):
+                for method in times:
+                    start = time.perf_counter()
+                    METHODS[method](model, x, y, threat)
+                    times[method].append(time.perf_counter() - start)
+            med = {m: sorted(t)[len(t) // 2] for m, t in times.items()}
+            out.append({"model": model_name, "threat": spec, "reps": reps,
+                        **{f"{m}_median_s": round(v, 3) for m, v in med.items()},
+                        "pgd_over_ta_pgd": round(med["pgd"] / med["ta_pgd"], 3)})  # fmt: skip
+            print(json.dumps(out[-1]), file=sys.stderr, flush=True)
+    return out
+
+
 def time_evaluate() -> dict[str, Any]:
     """Wall time of ``robustbench-lite evaluate zoo:digits-cnn`` in a fresh process."""
     cmd = [sys.executable, "-m", "robustbench_lite", "evaluate", "zoo:digits-cnn"]
@@ -186,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset")
     p.add_argument("--models", default=",".join(MODELS), help="comma-separated subset")
     p.add_argument("--threats", help="comma-separated threat specs (default: all five)")
+    p.add_argument("--pgd-repeats", type=int, default=5, help="interleaved pgd/ta_pgd timings (0: skip)")
+    p.add_argument("--no-evaluate", action="store_true", help="skip timing robustbench-lite evaluate")
     p.add_argument("--out", type=Path, default=OUT)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -210,13 +234,15 @@ def main(argv: list[str] | None = None) -> int:
         model = rbl.load_model(model_name)
         for spec in threats:
             threat = rbl.ThreatModel.parse(spec)
-            for method in args.methods.split(","):
+            for method in [m for m in args.methods.split(",") if m]:
                 row = {"model": model_name, "threat": spec, **_one(method, model, x, y, threat)}
                 rows.append(row)
                 print(json.dumps(row), file=sys.stderr, flush=True)
                 write_atomic(args.out, json.dumps(result(None), indent=1))  # partial results survive
-    evaluate = time_evaluate()
-    final = result(evaluate)
+    models = args.models.split(",")
+    repeats = pgd_repeats(models, threats, x, y, args.pgd_repeats) if args.pgd_repeats else []
+    evaluate = {"skipped": True} if args.no_evaluate else time_evaluate()
+    final = {**result(evaluate), "pgd_repeats": repeats}
     print(_table(rows))
     for s in final["summary"]:
         print(json.dumps(s))
