@@ -246,7 +246,10 @@ def main(argv: list[str] | None = None) -> int:
     print(_table(rows))
     for s in final["summary"]:
         print(json.dumps(s))
-    print(f"evaluate zoo:digits-cnn end to end: {evaluate['seconds']} s (exit {evaluate['exit_code']})")
+    for r in repeats:
+        print(json.dumps(r))
+    if not args.no_evaluate:
+        print(f"evaluate zoo:digits-cnn end to end: {evaluate['seconds']} s (exit {evaluate['exit_code']})")
     write_atomic(args.out, json.dumps(final, indent=1))
     return 0
 
