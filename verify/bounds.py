@@ -20,11 +20,18 @@ A domain whose split contradicts its bounds is empty and is marked ``infeasible`
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
 from robustbench_lite.verify.layers import Network
 
+
+class DeadlineExceeded(Exception):
+    """Raised between row chunks of a large back-substitution when the deadline has passed."""
+
+
+ROW_CHUNK = 256
 REL_SLACK = 1e-9
 ABS_SLACK = 1e-12
 
@@ -61,7 +68,8 @@ def relaxation(lw: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
 
 def lower_bound(net: Network, A: np.ndarray | None, k: int, lo: np.ndarray, hi: np.ndarray,
                 relax: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
-                record: list[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                record: list[np.ndarray] | None = None,
+                rows: slice | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Lower bound of ``A z_k`` over the boxes, z_k the output of affine layer ``k``.
 
     Args:
@@ -76,7 +84,7 @@ def lower_bound(net: Network, A: np.ndarray | None, k: int, lo: np.ndarray, hi: 
     """
     B = lo.shape[0]
     if A is None:
-        W, b = net.weights[k], net.biases[k]
+        W, b = net.weights[k][rows or slice(None)], net.biases[k][rows or slice(None)]
         A = np.broadcast_to(np.concatenate([W, -W])[None], (B, 2 * W.shape[0], W.shape[1]))
         c = np.broadcast_to(np.concatenate([b, -b])[None], (B, 2 * b.shape[0])).copy()
         cabs = np.abs(c)
@@ -138,10 +146,27 @@ def _hybrid_layer(net: Network, k: int, lin: tuple[np.ndarray, ...], lo: np.ndar
     return lw, u
 
 
+def _backward_layer(net: Network, k: int, lo: np.ndarray, hi: np.ndarray,
+                    relax: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+                    deadline: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """Back-substituted bounds of layer ``k``, in row chunks that check ``deadline``."""
+    n = net.weights[k].shape[0]
+    lws, ups = [], []
+    for start in range(0, n, ROW_CHUNK):
+        if deadline is not None and time.monotonic() > deadline:
+            raise DeadlineExceeded()
+        rows = slice(start, min(n, start + ROW_CHUNK))
+        lb, _, _ = lower_bound(net, None, k, lo, hi, relax, rows=rows)
+        m = rows.stop - rows.start
+        lws.append(lb[:, :m])
+        ups.append(-lb[:, m:])
+    return np.concatenate(lws, axis=1), np.concatenate(ups, axis=1)
+
+
 def propagate(net: Network, lo: np.ndarray, hi: np.ndarray, C: np.ndarray,
               splits: list[np.ndarray] | None = None,
               prior: list[tuple[np.ndarray, np.ndarray]] | None = None,
-              mode: str = "hybrid") -> Bounds:
+              mode: str = "hybrid", deadline: float | None = None) -> Bounds:
     """Bounds of every hidden layer and of the spec rows ``C`` (r, n_out) on B boxes.
 
     ``mode="backward"`` bounds every hidden neuron by full back-substitution (CROWN,
@@ -150,6 +175,7 @@ def propagate(net: Network, lo: np.ndarray, hi: np.ndarray, C: np.ndarray,
     low-dimensional. ``mode="hybrid"`` (default) takes forward bounds and back-substitutes
     only the neurons that they leave unstable in some box (the others are exact already). The spec rows are always bounded by back-substitution. ``prior`` bounds
     (valid for a superset of each box, e.g. the parent domain) are intersected with the new ones.
+    Raises :class:`DeadlineExceeded` when ``deadline`` (time.monotonic) passes mid-way.
     """
     B, n0 = lo.shape
     relax: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
@@ -161,14 +187,12 @@ def propagate(net: Network, lo: np.ndarray, hi: np.ndarray, C: np.ndarray,
         zero = np.zeros((B, n0))
         lin = _forward_step(net.weights[0], net.biases[0], (eye, zero, eye, zero, zero))
     for k in range(net.n_relu_layers):
-        n = net.weights[k].shape[0]
         if mode == "forward":
             lw, u = _concretize(lin, lo, hi)
         elif mode == "hybrid":
             lw, u = _hybrid_layer(net, k, lin, lo, hi, relax)
         else:
-            lb, _, _ = lower_bound(net, None, k, lo, hi, relax)
-            lw, u = lb[:, :n], -lb[:, n:]
+            lw, u = _backward_layer(net, k, lo, hi, relax, deadline)
         if prior is not None:
             lw, u = np.maximum(lw, prior[k][0]), np.minimum(u, prior[k][1])
         if splits is not None:

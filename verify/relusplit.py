@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from robustbench_lite.verify.bounds import propagate
+from robustbench_lite.verify.bounds import DeadlineExceeded, propagate
 from robustbench_lite.verify.branch import Outcome
 from robustbench_lite.verify.falsify import Check, disjunct_margin, stacked_spec
 from robustbench_lite.verify.layers import Network
@@ -98,7 +98,10 @@ def relu_split(net: Network, case: Case, check: Check, deadline: float, *, batch
         N = len(dom)
         lo, hi = np.repeat(case.lo[None], N, 0), np.repeat(case.hi[None], N, 0)
         prior = list(zip(dom.lower, dom.upper))
-        bnd = propagate(net, lo, hi, C, splits=dom.splits, prior=prior, mode=mode)
+        try:
+            bnd = propagate(net, lo, hi, C, splits=dom.splits, prior=prior, mode=mode, deadline=deadline)
+        except DeadlineExceeded:
+            return Outcome("timeout", stats=stats)
         row_refuted = bnd.spec_lb - d > 0
         act = dom.act & ~(row_refuted[:, :, None] & onehot[None]).any(axis=1) & ~bnd.infeasible[:, None]
         keep = act.any(axis=1)

@@ -209,8 +209,8 @@ class SmtVerifier(Verifier):
                 return PropertyResult(Status.UNKNOWN, reason="timeout", stats=stats)
             out = self._branch(net, case, check, deadline, parallel)
             stats.update(out.stats)
-            if root is None:
-                root = _root_bounds(net, case)
+            if root is None and time.monotonic() < deadline:
+                root = _root_bounds(net, case, deadline)
             if out.status == "sat" and out.x is not None:
                 return self._sat(model, out.x, stats)
             if out.status == "timeout":
@@ -276,12 +276,15 @@ def _share(stack: list, workers: int) -> list[list]:
     return [[(lo[w::workers], hi[w::workers], act[w::workers])] for w in range(workers) if lo[w::workers].size]
 
 
-def _root_bounds(net: Network, case: Case) -> list[tuple[np.ndarray, np.ndarray]]:
-    from robustbench_lite.verify.bounds import propagate
+def _root_bounds(net: Network, case: Case, deadline: float) -> list[tuple[np.ndarray, np.ndarray]] | None:
+    from robustbench_lite.verify.bounds import DeadlineExceeded, propagate
     from robustbench_lite.verify.falsify import stacked_spec
 
     C, _, _ = stacked_spec(case)
-    bnd = propagate(net, case.lo[None], case.hi[None], C)
+    try:
+        bnd = propagate(net, case.lo[None], case.hi[None], C, deadline=deadline + 1.0)
+    except DeadlineExceeded:
+        return None
     return [(lw[0], u[0]) for lw, u in bnd.pre]
 
 
