@@ -24,11 +24,12 @@ def margin(logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -
 def dlr(logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
     """Difference of logits ratio (Croce & Hein 2020), untargeted or targeted; scale invariant."""
     srt = logits.sort(dim=1, descending=True).values
+    c = logits.shape[1] - 1  # with fewer than 4 classes the 3rd/4th largest fall back to the last
     if target is None:
-        return margin(logits, y, None) / (srt[:, 0] - srt[:, 2]).clamp_min(1e-12)
+        return margin(logits, y, None) / (srt[:, 0] - srt[:, min(2, c)]).clamp_min(1e-12)
     z_y = logits.gather(1, y[:, None])[:, 0]
     z_t = logits.gather(1, target[:, None])[:, 0]
-    return (z_t - z_y) / (srt[:, 0] - 0.5 * (srt[:, 2] + srt[:, 3])).clamp_min(1e-12)
+    return (z_t - z_y) / (srt[:, 0] - 0.5 * (srt[:, min(2, c)] + srt[:, min(3, c)])).clamp_min(1e-12)
 
 
 LOSSES = {"ce": cross_entropy, "margin": margin, "dlr": dlr}
