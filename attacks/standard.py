@@ -110,10 +110,12 @@ class Standard(Attack):
       digits-cnn-at at linf 0.2, 12 at l2 1.0, 5 on digits-cnn at linf 0.1) and is what puts the
       ensemble at or below AutoAttack's robust accuracy; it takes 60-70% of the wall time.
     * ``fmn``: a minimum-norm attack on the logit margin with its own step rule; it broke one
-      extra sample (digits-cnn-at, l2 1.0) for 5-10% of the time, so it stays as cheap diversity.
+      extra sample (digits-cnn-at, l2 1.0, 500-digit tuning run; 0 in the 200-digit benchmark)
+      for 5-10% of the time, so it stays as cheap diversity.
     * ``square`` with 1,000 queries, not AutoAttack's 5,000: a black-box check against gradient
-      masking. At 1,000 queries it broke 2 extra samples (digits-cnn-at, linf 0.2); 5,000 cost
-      4-5x more time in our runs and would break the time target on robust models.
+      masking. At 1,000 queries it broke 2 extra samples (digits-cnn-at, linf 0.2, 500-digit
+      tuning run; 0 in the 200-digit benchmark); 5,000 cost 4-5x more time in our runs and would
+      break the time target on robust models.
     * No FAB-T: in AutoAttack's own runs FAB-T broke 0 samples at every setting logged while
       taking about 40% of AutoAttack's time (70 of 151 s at linf 0.05, 19 of 51 s at linf 0.2).
 
