@@ -14,6 +14,8 @@ true trigger or one of its words), time per model (scan; training reported separ
 the detection accuracy / FPR / FNR when the automatic DBSCAN eps is scaled by 0.5-2.
 
 Full run:  python benchmarks/trojan_detection.py --n-models 40
+Stronger generator (found a trigger the defaults missed, ~4x the scan time):
+           python benchmarks/trojan_detection.py --n-models 40 --detector-params '{"joint_epochs": 8, "n_train": 2000}'
 """
 
 from __future__ import annotations
@@ -111,9 +113,10 @@ def main() -> None:
     parser.add_argument("--budget-s", type=float, default=float("inf"), help="start no model after this")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared 2-core box)")
     parser.add_argument("--cached-only", action="store_true", help="report only models already scanned")
+    parser.add_argument("--detector-params", default="{}", help='tminer settings as JSON, e.g. \'{"joint_epochs": 8, "n_train": 2000}\'')
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    detector = rbl.create_detector("tminer")
+    detector = rbl.create_detector("tminer", **json.loads(args.detector_params))
     det_key = hashlib.sha256(repr(detector).encode()).hexdigest()[:10]
     specs = zoo_spec(args.n_models)
     rows, start = [], time.perf_counter()
