@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
+from robustbench_lite.attacks._inputs import require_tensor
 from robustbench_lite.attacks._losses import LOSSES
 
 from robustbench_lite.attack import Attack, AttackOutput
-from robustbench_lite.errors import UnsupportedThreatError
 from robustbench_lite.model import Model
 from robustbench_lite.registry import register_attack
 from robustbench_lite.threat import ThreatModel
@@ -199,8 +199,7 @@ class _APGD(Attack):
         self, model: Model, x: Inputs, y: torch.Tensor, threat: ThreatModel, *,
         target: torch.Tensor | None, generator: torch.Generator,
     ) -> AttackOutput:  # fmt: skip
-        if not isinstance(x, torch.Tensor):
-            raise UnsupportedThreatError(f"attack {self.name} needs tensor inputs, not a mapping")
+        x = require_tensor(x, self.name)
         loss_fn = LOSSES[self.loss]
         best, broken = x.detach().clone(), torch.zeros(len(y), dtype=torch.bool, device=x.device)
         stalled = torch.ones(len(y), dtype=torch.bool, device=x.device)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from robustbench_lite.attacks._inputs import require_tensor
 from robustbench_lite.attacks._losses import LOSSES
 from robustbench_lite.attacks._steps import ascent_direction
 
@@ -37,7 +38,7 @@ class FGSM(Attack):
         self, model: Model, x: Inputs, y: torch.Tensor, threat: ThreatModel, *,
         target: torch.Tensor | None, generator: torch.Generator,
     ) -> Inputs:  # fmt: skip
-        assert isinstance(x, torch.Tensor)
+        x = require_tensor(x, self.name)
         x_in = x.detach().clone().requires_grad_(True)
         loss = LOSSES[self.loss](model.differentiable(x_in), y, target).sum()
         (grad,) = torch.autograd.grad(loss, x_in)

@@ -21,10 +21,10 @@ import math
 from dataclasses import dataclass
 
 import torch
+from robustbench_lite.attacks._inputs import require_tensor
 from robustbench_lite.attacks._losses import margin
 
 from robustbench_lite.attack import Attack, AttackOutput
-from robustbench_lite.errors import UnsupportedThreatError
 from robustbench_lite.model import Model
 from robustbench_lite.registry import register_attack
 from robustbench_lite.threat import ThreatModel
@@ -88,8 +88,7 @@ class FMN(Attack):
         self, model: Model, x: Inputs, y: torch.Tensor, threat: ThreatModel, *,
         target: torch.Tensor | None, generator: torch.Generator,
     ) -> AttackOutput:  # fmt: skip
-        if not isinstance(x, torch.Tensor):
-            raise UnsupportedThreatError(f"attack {self.name} needs tensor inputs, not a mapping")
+        x = require_tensor(x, self.name)
         best_adv, best_norm, found = self._minimise(model, x, y, target, threat.norm)
         norms = best_norm[found]
         metrics = {

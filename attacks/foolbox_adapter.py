@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from robustbench_lite.attacks._inputs import require_tensor
 from torch import nn
 
 from robustbench_lite.attack import Attack, AttackOutput
-from robustbench_lite.errors import RobustbenchLiteError, UnsupportedThreatError
+from robustbench_lite.errors import RobustbenchLiteError
 from robustbench_lite.model import Model
 from robustbench_lite.registry import register_attack
 from robustbench_lite.threat import ThreatModel
@@ -68,8 +69,7 @@ class _FoolboxAttack(Attack):
         self, model: Model, x: Inputs, y: torch.Tensor, threat: ThreatModel, *,
         target: torch.Tensor | None, generator: torch.Generator,
     ) -> AttackOutput:  # fmt: skip
-        if not isinstance(x, torch.Tensor):
-            raise UnsupportedThreatError(f"attack {self.name} needs tensor inputs, not a mapping")
+        x = require_tensor(x, self.name)
         fb = import_foolbox()
         net = _Net(model).eval()
         fmodel = fb.PyTorchModel(net, bounds=tuple(float(b) for b in model.bounds), device=x.device)

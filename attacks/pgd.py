@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from robustbench_lite.attacks._inputs import require_tensor
 from robustbench_lite.attacks._losses import LOSSES
 from robustbench_lite.attacks._steps import ascent_direction, random_start
 
@@ -56,7 +57,7 @@ class PGD(Attack):
         self, model: Model, x: Inputs, y: torch.Tensor, threat: ThreatModel, *,
         target: torch.Tensor | None, generator: torch.Generator,
     ) -> AttackOutput:  # fmt: skip
-        assert isinstance(x, torch.Tensor)
+        x = require_tensor(x, self.name)
         best = x.detach().clone()
         broken = torch.zeros(len(y), dtype=torch.bool, device=x.device)
         stalled = torch.zeros(len(y), dtype=torch.bool, device=x.device)

@@ -19,10 +19,10 @@ import math
 from dataclasses import dataclass
 
 import torch
+from robustbench_lite.attacks._inputs import require_tensor
 from torch.nn import functional as F
 
 from robustbench_lite.attack import Attack, AttackOutput
-from robustbench_lite.errors import UnsupportedThreatError
 from robustbench_lite.model import Model
 from robustbench_lite.registry import register_attack
 from robustbench_lite.threat import ThreatModel
@@ -115,8 +115,7 @@ class Square(Attack):
         self, model: Model, x: Inputs, y: torch.Tensor, threat: ThreatModel, *,
         target: torch.Tensor | None, generator: torch.Generator,
     ) -> AttackOutput:  # fmt: skip
-        if not isinstance(x, torch.Tensor):
-            raise UnsupportedThreatError(f"attack {self.name} needs tensor inputs, not a mapping")
+        x = require_tensor(x, self.name)
         shape = x.shape
         x4 = x.reshape(len(x), 1, 1, -1) if x.dim() != 4 else x
         with torch.no_grad():

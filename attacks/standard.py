@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from robustbench_lite.attacks._inputs import require_tensor
 
 from robustbench_lite.attack import Attack, AttackOutput
-from robustbench_lite.errors import UnsupportedThreatError
 from robustbench_lite.model import Model
 from robustbench_lite.registry import create_attack, register_attack
 from robustbench_lite.threat import ThreatModel
@@ -143,7 +143,6 @@ class Standard(Attack):
         self, model: Model, x: Inputs, y: torch.Tensor, threat: ThreatModel, *,
         target: torch.Tensor | None, generator: torch.Generator,
     ) -> AttackOutput:  # fmt: skip
-        if not isinstance(x, torch.Tensor):
-            raise UnsupportedThreatError(f"attack {self.name} needs tensor inputs, not a mapping")
+        x = require_tensor(x, self.name)
         members = [(name, scaled(params, self.scale)) for name, params in MEMBERS]
         return run_members(members, model, x, y, threat, target, generator)
