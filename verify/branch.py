@@ -18,7 +18,12 @@ from typing import Any
 
 import numpy as np
 from robustbench_lite.verify.bounds import propagate
-from robustbench_lite.verify.falsify import Check, disjunct_margin, stacked_spec
+from robustbench_lite.verify.falsify import (
+    Check,
+    check_most_violating,
+    disjunct_margin,
+    stacked_spec,
+)
 from robustbench_lite.verify.layers import Network
 from robustbench_lite.verify.properties import Case
 
@@ -103,13 +108,9 @@ def input_split(net: Network, case: Case, check: Check, deadline: float, *,
         lo, hi, act, A, gap = lo[keep], hi[keep], act[keep], bnd.spec_A[keep], bnd.spec_lb[keep] - d
         open_rows = act @ onehot.T.astype(bool) & ~row_refuted[keep]  # (B, R)
         pts = _candidates(lo, hi, A, open_rows)
-        margin = disjunct_margin(net.forward(pts), C, d, group, K)
-        for i in np.argsort(margin)[:4]:
-            if margin[i] > 0:
-                break
-            found = check(pts[i])
-            if found is not None:
-                return Outcome("sat", x=found, stats=stats)
+        found = check_most_violating(pts, disjunct_margin(net.forward(pts), C, d, group, K), check)
+        if found is not None:
+            return Outcome("sat", x=found, stats=stats)
         width = hi - lo
         tiny = width.max(axis=1) < 1e-9
         if tiny.any():  # a point-sized box neither refuted nor falsified: give up on it

@@ -37,6 +37,20 @@ def stacked_spec(case: Case) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return C, d, group
 
 
+def check_most_violating(points: np.ndarray, margin: np.ndarray, check: Check, *, tries: int = 4) -> np.ndarray | None:
+    """Re-check up to ``tries`` points with the most negative ``margin`` (<= 0); first confirmed wins.
+
+    points (M, n_in); margin (M,) from :func:`disjunct_margin`. Returns a checked counterexample.
+    """
+    for i in np.argsort(margin)[:tries]:
+        if margin[i] > 0:
+            break
+        found = check(points[i])
+        if found is not None:
+            return found
+    return None
+
+
 def disjunct_margin(y: np.ndarray, C: np.ndarray, d: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:
     """Per point, the smallest over disjuncts of ``max_i (C_i y - d_i)``; <= 0 means violated.
 

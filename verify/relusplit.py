@@ -18,7 +18,12 @@ from dataclasses import dataclass
 import numpy as np
 from robustbench_lite.verify.bounds import DeadlineExceeded, propagate
 from robustbench_lite.verify.branch import Outcome
-from robustbench_lite.verify.falsify import Check, disjunct_margin, stacked_spec
+from robustbench_lite.verify.falsify import (
+    Check,
+    check_most_violating,
+    disjunct_margin,
+    stacked_spec,
+)
 from robustbench_lite.verify.layers import Network
 from robustbench_lite.verify.properties import Case
 
@@ -112,13 +117,9 @@ def relu_split(net: Network, case: Case, check: Check, deadline: float, *, batch
         open_rows = (act[idx] @ onehot.T.astype(bool)) & ~row_refuted[idx]
         A = bnd.spec_A[idx]
         pts = np.concatenate([np.where(A[:, r, :] > 0, case.lo, case.hi) for r in np.flatnonzero(open_rows.any(0))])
-        margin = disjunct_margin(net.forward(pts), C, d, group, K)
-        for i in np.argsort(margin)[:4]:
-            if margin[i] > 0:
-                break
-            found = check(pts[i])
-            if found is not None:
-                return Outcome("sat", x=found, stats=stats)
+        found = check_most_violating(pts, disjunct_margin(net.forward(pts), C, d, group, K), check)
+        if found is not None:
+            return Outcome("sat", x=found, stats=stats)
         gap = np.where(open_rows, bnd.spec_lb[idx] - d, np.inf)
         worst = gap.argmin(axis=1)
         layer, neuron, n_unst = _choose([s[idx] for s in bnd.scores], pre, worst, [s[idx] for s in dom.splits])
