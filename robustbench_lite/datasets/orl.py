@@ -54,5 +54,5 @@ def load(split: str = "test", size: tuple[int, int] | None = None) -> tuple[torc
     idx = split_indices(split)
     x = torch.from_numpy(images[idx].astype(np.float32) / 255.0)[:, None]
     if size is not None:
-        x = torch.nn.functional.adaptive_avg_pool2d(x, tuple(size))
+        x = torch.nn.functional.adaptive_avg_pool2d(x, (int(size[0]), int(size[1])))
     return x, torch.from_numpy(labels[idx].astype(np.int64))
