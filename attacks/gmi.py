@@ -88,7 +88,7 @@ class GMI(Attack):
         return load_prior(recipe)
 
     def context(self, model: Model, setting: InversionSetting) -> Mapping[str, Any]:
-        """Extra state the identity loss needs (none for GMI)."""
+        """Extra state the identity loss needs (none for GMI); its float entries go into ``metrics``."""
         return {}
 
     def identity_loss(
@@ -117,6 +117,7 @@ class GMI(Attack):
             x_rec = images.reshape(r, n, *images.shape[1:])[best, torch.arange(n)]
         metrics = evaluate_reconstructions(model, load_evaluator(setting), x_rec, target, setting)
         metrics["prior_recipe_hash"] = prior.meta["recipe_hash"]
+        metrics.update({k: v for k, v in context.items() if isinstance(v, float)})  # e.g. lambda_reg
         return AttackOutput(x_rec, metrics=metrics)
 
     def optimise(

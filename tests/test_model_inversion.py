@@ -127,6 +127,8 @@ def test_reconstructions_in_bounds_and_scored_by_the_evaluator(name: str, target
     for key in ("eval_top1", "eval_top5", "knn_dist"):
         assert key in out.metrics
     assert 0.0 <= out.metrics["eval_top1"] <= 1.0 and out.metrics["knn_dist"] > 0.0
+    if name == "lomma":  # the identity loss's scalars are recorded beside the scores
+        assert out.metrics["lambda_reg"] == 1.0 and out.metrics["feature_var"] > 0.0
     res = attack(target, torch.zeros(5, 1, 8, 8), t, THREAT, target=t, seed=0)
     assert torch.equal(res.x_adv, out.x_adv)  # run() output already lies in the bounds
 
@@ -142,6 +144,18 @@ def test_same_seed_same_reconstructions(name: str, target: rbl.Model) -> None:
     assert torch.equal(first, again)
     if name != "mi_face":  # mi_face's first restart is the deterministic x0 = 0 run
         assert not torch.equal(first, other)
+
+
+def test_lomma_feature_penalty_is_standardised_on_public_features(target: rbl.Model, digits: st.InversionSetting) -> None:
+    attack = rbl.create_attack("lomma", student_archs=())  # no students: only T's terms
+    context = attack.context(target, digits)
+    x_pub, _ = digits.public_data()
+    t = torch.zeros(len(x_pub), dtype=torch.int64)
+    with torch.no_grad():
+        penalty = attack.identity_loss(target, context, x_pub, t) + target.logits(x_pub)[:, 0]
+    assert context["lambda_reg"] == 1.0 and context["feature_var"] > 0.0
+    # divided by the mean public feature variance, the penalty averages 1 over the public images
+    assert abs(float(penalty.mean()) - 1.0) < 0.01
 
 
 def test_mi_face_stops_at_the_confidence_threshold(target: rbl.Model) -> None:
