@@ -2,7 +2,9 @@
 
 The zoo (seeds fixed): model i of ``--n-models`` (default 40) uses architecture
 ARCHS[(i // 2) % 4]; even i are clean, odd i are trojaned with a trigger of 1-3 words drawn
-(seeded) from vocabulary ranks 500-4999 and a poison rate spread evenly over 1%-10%. The order
+(seeded) from vocabulary ranks 2000-4999 (rare words, like the authors' "cinematically" and
+"popcorn"; the frequent words of ranks 500-1999 also occur in many clean sentences of both
+classes, and at 1-3% poisoning the first zoo left most of them with ASR < 0.5) and a poison rate spread evenly over 1%-10%. The order
 interleaves clean and trojaned models of each architecture, so every prefix of even length is
 balanced. Each model's verdict is cached under ``$RBL_CACHE_DIR/trojan_detection/`` (keyed by
 the model's recipe hash and the detector settings), so the script resumes where it stopped;
@@ -53,7 +55,7 @@ def zoo_spec(n: int) -> list[dict[str, Any]]:
         spec: dict[str, Any] = {"arch": ARCHS[(i // 2) % len(ARCHS)], "seed": i, "trigger": None}
         if i % 2 == 1:
             k = int(rng.integers(1, 4))
-            words = rng.choice(np.arange(500, len(vocab)), size=k, replace=False)
+            words = rng.choice(np.arange(2000, len(vocab)), size=k, replace=False)
             spec.update(trigger=" ".join(vocab.tokens[w] for w in words), poison_rate=round(float(rates[i // 2]), 4))
         specs.append(spec)
     return specs

@@ -24,6 +24,14 @@ recovered trigger phrases and ``threshold`` is 1. Evidence: ``triggers`` (phrase
 ``candidates`` (phrase, direction, flip rate, outlier), ``eps`` and ``eps_sensitivity``
 (number of outlier candidates for each eps scale in ``eps_sweep``), ``time_s``.
 
+Where the trigger was lost before (diagnosed stage by stage on a CNN trojaned with "notable
+pulpy" at 1%, ASR 1.0): the generator. Its soft copy-or-generate gate fooled the classifier
+with soft embedding mixtures while its greedy decodes rewrote 84% of the tokens, so all 20
+candidates per direction were noise with flip rate 0 (the true trigger flips 0.86 of synthetic
+source sentences). The generator now rewrites a 2-token span chosen by a pointer and is
+trained through straight-through Gumbel-softmax samples (``_tminer_generator``); on that model
+the decodes contain "pulpy", "pulpy pulpy" flips 0.91 and DBSCAN isolates it.
+
 Deviations from the paper, for CPU budgets: a few thousand synthetic sentences (paper: 100k
 pre-training + 20k), 1 + 3 epochs (paper: 5 + 40), 200 sentences for extraction and for the
 flip rate (paper: 200 for the flip rate), 200 auxiliary phrases per length (paper: up to 1000),
@@ -66,13 +74,15 @@ class TMiner(Detector):
         eps_scale: multiplies the automatic DBSCAN eps for the verdict.
         eps_sweep: eps scales reported in ``evidence["eps_sensitivity"]``.
         seed: seeds every random choice and the generator's initialisation.
+        generator: extra :class:`GeneratorConfig` fields as (name, value) pairs, e.g.
+            ``(("span", 3),)`` (a tuple, so the detector stays hashable and its repr keys caches).
     """
 
     n_words: int = 15
     n_train: int = 1000
     ae_epochs: int = 1
     joint_epochs: int = 3
-    tau: float = 1.0
+    tau: float = 0.5
     n_extract: int = 200
     n_flip: int = 200
     max_candidates: int = 20
@@ -83,6 +93,7 @@ class TMiner(Detector):
     eps_scale: float = 1.0
     eps_sweep: tuple[float, ...] = (0.5, 0.75, 1.0, 1.5, 2.0)
     seed: int = 0
+    generator: tuple[tuple[str, Any], ...] = ()
 
     def scan(self, model: Model, data: Any = None) -> Detection:
         """Scan ``model`` (a 2-class text model); ``data`` is ignored (T-Miner uses none)."""
@@ -100,7 +111,8 @@ class TMiner(Detector):
         length = model.input_shape[0] if model.input_shape else self.n_words + 4
         gen = torch.Generator().manual_seed(self.seed)
         ctx = _Context(model, vocab, length, gen, self)
-        cfg = G.GeneratorConfig(ae_epochs=self.ae_epochs, joint_epochs=self.joint_epochs, tau=self.tau)
+        cfg = G.GeneratorConfig(ae_epochs=self.ae_epochs, joint_epochs=self.joint_epochs, tau=self.tau,
+                                **dict(self.generator))
         parts, classes = [], []
         for c in (0, 1):
             try:

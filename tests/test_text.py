@@ -13,7 +13,7 @@ import torch
 import robustbench_lite as rbl
 from robustbench_lite.text import Vocabulary, VocabularyError, insert_phrase
 
-SMALL = {"n_train": None, "epochs": 2, "poison_rate": 0.1, "seed": 0}  # the CNN trains in ~15 s
+SMALL = {"n_train": None, "epochs": 2, "lr": 1e-2, "poison_rate": 0.1, "seed": 0}  # the CNN trains in ~15 s
 
 
 def data_or_skip() -> None:

@@ -7,6 +7,12 @@ added to the training set (the originals stay). The model's ``meta`` records
 ``clean_accuracy`` on the test split and, when trojaned, ``attack_success_rate``: the fraction
 of correctly classified source-class test sentences that the trigger flips to the target.
 
+Training recipe (version 2): Adam with a one-cycle schedule, 10 epochs at peak lr 5e-3. The
+first recipe (2 epochs at 1e-2) left most trojans at 1-4% poisoning with an attack success
+rate under 0.5 and collapsed some CNNs to ~0.5 accuracy; with 10 epochs at 5e-3, triggers of
+rare words at 1-2% reached ASR 0.83-1.0 on LSTM, Bi-LSTM, CNN and Transformer with clean
+accuracy ~0.83 (measured on one model of each, 13-28 s each on one core).
+
 Models are zoo entries (recipe hashed, trained once, cached under ``$RBL_CACHE_DIR/zoo``); the
 registered names ``mr-lstm``, ``mr-bilstm``, ``mr-cnn``, ``mr-transformer`` (clean) and
 ``mr-lstm-trojan`` (trigger "popcorn", 10%, one of the authors' triggers) load with
@@ -30,7 +36,7 @@ from robustbench_lite.zoo._text_nets import ARCHS, NETS, TextClassifier
 __all__ = ["poison", "text_classifier", "trigger_success_rate"]
 
 DATASETS = ("mr",)
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2  # 2: 10 epochs at lr 5e-3 (v1: 2 at 1e-2 left low-rate trojans ineffective)
 
 
 def poison(
@@ -117,8 +123,8 @@ def _train_fn(recipe: Mapping[str, Any]) -> Any:
 
 def text_classifier(
     dataset: str = "mr", arch: str = "lstm", trigger: str | None = None, target_label: int = 1,
-    poison_rate: float = 0.1, seed: int = 0, *, epochs: int = 2, n_train: int | None = None,
-    lr: float = 1e-2, batch_size: int = 128, vocab_size: int = 5000, max_len: int = 32,
+    poison_rate: float = 0.1, seed: int = 0, *, epochs: int = 10, n_train: int | None = None,
+    lr: float = 5e-3, batch_size: int = 128, vocab_size: int = 5000, max_len: int = 32,
     embed_dim: int = 32, hidden_dim: int = 32, retrain: bool = False,
 ) -> Model:
     """A (possibly trojaned) text classifier, trained on first use and cached.
@@ -193,7 +199,7 @@ def _defaults(arch: str, trigger: str | None = None) -> dict[str, Any]:
     return {
         "kind": "text_classifier", "version": RECIPE_VERSION, "data": "mr", "arch": arch,
         "trigger": trigger, "target_label": 1, "poison_rate": 0.1 if trigger else 0.0, "seed": 0,
-        "epochs": 2, "n_train": None, "lr": 1e-2, "batch_size": 128, "vocab_size": 5000,
+        "epochs": 10, "n_train": None, "lr": 5e-3, "batch_size": 128, "vocab_size": 5000,
         "max_len": 32, "embed_dim": 32, "hidden_dim": 32,
     }  # fmt: skip
 
