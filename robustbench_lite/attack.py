@@ -151,7 +151,10 @@ class Attack(ABC):
         out = self.run(model, x, y, threat, target=target, generator=generator)
         if not isinstance(out, AttackOutput):
             out = AttackOutput(out)
-        x_adv = threat.project(x, _finite_or_clean(x, out.x_adv), model.bounds)
+        candidate = _finite_or_clean(x, out.x_adv)
+        # A patch attack places its own patch (there is no projection onto "some patch"); the
+        # re-check below still enforces the area budget, the bounds and untouched modalities.
+        x_adv = candidate if threat.norm is Norm.PATCH else threat.project(x, candidate, model.bounds)
         adv_logits = model.logits(x_adv)
         success = threat.contains(x, x_adv, model.bounds) & threat.is_success(adv_logits, y, target)
         return AttackResult(

@@ -65,9 +65,10 @@ class ThreatModel:
     """An allowed perturbation set around each input, and the attacker's goal.
 
     Args:
-        norm: geometry of the set (``linf``, ``l2``, ``l1``, ``l0``, ``none``).
+        norm: geometry of the set (``linf``, ``l2``, ``l1``, ``l0``, ``patch``, ``none``).
         eps: budget in ``norm`` units of the input space the attacks see (for ``l0``: the
-            number of input elements that may change).
+            number of input elements that may change; for ``patch``: the fraction in [0, 1]
+            of pixel locations (N, C, H, W: any channel) that may change, values free).
         goal: ``untargeted`` (any wrong class), ``targeted`` (the given class) or ``top_k``
             (the K highest logits are exactly the K targets, in order).
         k: number of ordered targets for ``top_k``.
@@ -92,6 +93,11 @@ class ThreatModel:
         object.__setattr__(self, "eps", float(self.eps))
         if not math.isfinite(self.eps) or self.eps < 0:
             raise ThreatSpecError(f"eps={self.eps!r} must be a finite number >= 0")
+        if self.norm is Norm.PATCH and self.eps > 1:
+            raise ThreatSpecError(
+                f"patch eps={self.eps!r} is an area fraction and must be <= 1; "
+                "write e.g. 'patch:0.04@camera' (at most 4 % of the pixel locations change)"
+            )
         if self.k < 1:
             raise ThreatSpecError(f"k={self.k!r} must be >= 1")
         if self.goal is not Goal.TOP_K and self.k != 1:
@@ -226,6 +232,8 @@ class ThreatModel:
             return delta.abs().sum(dim=1)
         if self.norm is Norm.L0:
             return (delta != 0).sum(dim=1).double()
+        if self.norm is Norm.PATCH:
+            return _changed_area(self._perturbed(x0), self._perturbed(x))
         return delta.new_zeros(delta.shape[0])
 
     def contains(self, x0: Inputs, x: Inputs, bounds: Bounds | None = None, *, atol: float = 1e-5) -> torch.Tensor:
@@ -310,6 +318,18 @@ def _parse_k(value: Any, spec: Any) -> int:
     if k < 1 or str(k) != str(value).strip():
         raise ThreatSpecError(f"threat {spec!r}: k={value!r} must be a positive integer")
     return k
+
+
+def _changed_area(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """(N,) float64 fraction of pixel locations where ``b`` differs from ``a`` in any channel.
+
+    Images (N, C, H, W) count locations (H, W); other shapes count entries after dim 0.
+    """
+    diff = b.detach() != a.detach()
+    changed = diff.any(dim=1).flatten(1) if diff.dim() == 4 else diff.reshape(diff.shape[0], -1)
+    if changed.shape[1] == 0:
+        return changed.new_zeros(changed.shape[0], dtype=torch.float64)
+    return changed.double().mean(dim=1)
 
 
 def _renorm_factor(norms: torch.Tensor, eps: float, like: torch.Tensor) -> torch.Tensor:
