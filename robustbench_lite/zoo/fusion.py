@@ -53,6 +53,12 @@ def _conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, 3, stride=stride, padding=1), nn.ReLU())
 
 
+def _prior_bias(conv: nn.Conv2d) -> None:
+    """CenterPoint's heatmap prior: bias -2.19 = logit(0.1)."""
+    if conv.bias is not None:
+        nn.init.constant_(conv.bias, -2.19)
+
+
 def _lift_index(camera: PinholeCamera, stride: int, h_f: int, w_f: int) -> torch.Tensor:
     """(D * h_f * w_f,) BEV cell index of every (depth bin, feature pixel) frustum point, -1 outside."""
     inv_k = torch.linalg.inv(camera.intrinsics())
@@ -73,6 +79,8 @@ def _lift_index(camera: PinholeCamera, stride: int, h_f: int, w_f: int) -> torch
 class BevLiftFusion(nn.Module):
     """LSS-lite camera lift + LiDAR BEV, concatenated; returns car scores (N, 32, 32)."""
 
+    lift: torch.Tensor
+
     def __init__(self, camera: PinholeCamera = CAMERA, channels: int = 16) -> None:
         super().__init__()
         self.cam = nn.Sequential(_conv(3, 16, 2), _conv(16, 32, 2), _conv(32, 32))
@@ -81,7 +89,7 @@ class BevLiftFusion(nn.Module):
         self.lidar = nn.Sequential(_conv(2, 16), _conv(16, 16))
         self.bev = nn.Sequential(_conv(channels + 16, 32), _conv(32, 32), _conv(32, 32))
         self.head = nn.Conv2d(32, 1, 1)
-        nn.init.constant_(self.head.bias, -2.19)
+        _prior_bias(self.head)
         self.channels = channels
         self.register_buffer("lift", _lift_index(camera, 4, camera.height_px // 4, camera.width_px // 4), persistent=False)
 
@@ -107,11 +115,13 @@ class BevLiftFusion(nn.Module):
 class QueryFusion(nn.Module):
     """LiDAR proposals that sample camera features at their projected box; scores (N, 32, 32)."""
 
+    grid: torch.Tensor
+
     def __init__(self, camera: PinholeCamera = CAMERA, proposals: int = 8) -> None:
         super().__init__()
         self.lidar = nn.Sequential(_conv(2, 16), _conv(16, 16), _conv(16, 16))
         self.objectness = nn.Conv2d(16, 1, 1)
-        nn.init.constant_(self.objectness.bias, -2.19)
+        _prior_bias(self.objectness)
         self.cam = nn.Sequential(_conv(3, 16), _conv(16, 16))
         self.mlp = nn.Sequential(nn.Linear(16 * 3 + 1, 32), nn.ReLU(), nn.Linear(32, 1))
         self.k = proposals
