@@ -3,8 +3,9 @@
 Pipeline per property (see DESIGN.md "The verifier, in one picture"):
 lower the network to ``Affine/ReLU`` (an unsupported layer gives UNKNOWN naming it) ->
 falsify (samples + PGD inside the box) -> CROWN bounds -> input splitting when the input has at
-most ``input_split_max_dim`` dimensions (in a process pool over sub-boxes when it does not
-close within ``serial_s``), else ReLU splitting with incremental z3 on leaves -> answer.
+most ``input_split_max_dim`` dimensions (a portfolio of two branching rules, see portfolio.py,
+each in its own process when the case does not close within ``serial_s``), else ReLU
+splitting with incremental z3 on leaves -> answer.
 
 Every FALSIFIED carries a counterexample that was re-run through the original model in
 float32 (and through onnxruntime for ONNX models) and satisfies the property exactly, else
@@ -23,9 +24,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from robustbench_lite.verify.branch import Outcome, input_split
+from robustbench_lite.verify.branch import Outcome
 from robustbench_lite.verify.falsify import FalsifyParams, falsify
 from robustbench_lite.verify.layers import Network, lower_model
+from robustbench_lite.verify.portfolio import merge_stats, parallel_portfolio, serial_portfolio
 from robustbench_lite.verify.properties import Case, Property, robustness_property
 from robustbench_lite.verify.relusplit import relu_split
 
@@ -98,12 +100,6 @@ def to_float32_in_box(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarr
 _JOB: dict[str, Any] = {}
 
 
-def _split_worker(part: list) -> Outcome:
-    with single_threaded():
-        j = _JOB
-        return input_split(j["net"], j["case"], j["check"], j["deadline"], stack=part)
-
-
 @register_verifier("smt")
 @dataclass(frozen=True)
 class SmtVerifier(Verifier):
@@ -114,7 +110,7 @@ class SmtVerifier(Verifier):
         seed: seed of the falsifier's sampling.
         input_split_max_dim: input splitting at or below this input dimension, ReLU splitting above.
         leaf_unstable: ReLU-split domains with at most this many unstable neurons go to z3.
-        serial_s: seconds of serial input splitting before the work is spread over ``workers``.
+        serial_s: seconds of serial input splitting before each branching rule gets its own process.
         falsify_samples: uniform samples before PGD.
 
     Example::
@@ -226,34 +222,16 @@ class SmtVerifier(Verifier):
             out = relu_split(net, case, check, deadline, leaf_unstable=self.leaf_unstable)
             out.stats["method"] = "relu_split"
             return out
-        pause = time.monotonic() + self.serial_s if parallel and self.workers > 1 else None
-        out = input_split(net, case, check, deadline, pause_at=pause)
+        stop = time.monotonic() + self.serial_s if parallel and self.workers > 1 else None
+        out, stacks = serial_portfolio(net, case, check, deadline, stop_at=stop)
         out.stats["method"] = "input_split"
         if out.status != "paused":
             return out
-        parts = _share(out.stack, self.workers)
-        _JOB.clear()
-        _JOB.update(net=net, case=case, check=check, deadline=deadline)
-        ctx = multiprocessing.get_context("fork")
-        total = dict(out.stats)
-        with ctx.Pool(self.workers) as pool:
-            status = "unsat"
-            results = pool.imap_unordered(_split_worker, parts)
-            for _ in parts:
-                try:  # the parent enforces the deadline even if a worker's batch overruns it
-                    res = results.next(timeout=max(0.0, deadline - time.monotonic()) + 0.5)
-                except multiprocessing.TimeoutError:
-                    pool.terminate()
-                    return Outcome("timeout", stats=total)
-                for key, val in res.stats.items():
-                    total[key] = total.get(key, 0) + val if isinstance(val, int) else val
-                if res.status == "sat":
-                    pool.terminate()
-                    return Outcome("sat", x=res.x, stats=total)
-                if res.status != "unsat":
-                    status = res.status if status == "unsat" or res.status == "timeout" else status
-        total["method"] = f"input_split x{self.workers}"
-        return Outcome(status, stats=total)
+        res = parallel_portfolio(net, case, check, deadline, stacks)
+        merged = dict(out.stats)
+        merge_stats(merged, res.stats)
+        merged["method"] = f"input_split x{len(stacks)}"
+        return Outcome(res.status, x=res.x, stats=merged)
 
     def _sat(self, model: Model, x: np.ndarray, stats: dict[str, Any]) -> PropertyResult:
         shape = tuple(model.input_shape or (x.size,))
@@ -266,14 +244,6 @@ def _sample_worker(i: int) -> PropertyResult:
     j = _JOB
     return j["verifier"].verify_property(j["model"], j["props"][i], timeout_s=j["timeout"], net=j["net"],
                                          parallel=False)
-
-
-def _share(stack: list, workers: int) -> list[list]:
-    """Deal the open boxes round-robin into ``workers`` stacks."""
-    lo = np.concatenate([b[0] for b in stack])
-    hi = np.concatenate([b[1] for b in stack])
-    act = np.concatenate([b[2] for b in stack])
-    return [[(lo[w::workers], hi[w::workers], act[w::workers])] for w in range(workers) if lo[w::workers].size]
 
 
 def _root_bounds(net: Network, case: Case, deadline: float) -> list[tuple[np.ndarray, np.ndarray]] | None:

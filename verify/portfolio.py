@@ -1,0 +1,111 @@
+"""Input splitting as a portfolio of branching rules: neither rule dominates on ACAS Xu.
+
+Measured on this machine (1 worker, 60 s per instance, ACAS Xu): the lookahead rule
+(``split_rule="best"``) closes prop 1 on net 2_4 in under a second where smear times out, and
+smear closes prop 2 and prop 5 on net 1_1 in 2.5 s and 4.5 s where the lookahead times out.
+So both rules run on the same case, each on its own stack of open boxes, and the first
+decisive answer wins:
+
+* serially, in time slices that double (``slice_s``, ``2 slice_s``, ...) alternating between
+  the rules, so the answer costs at most about twice the better rule's time;
+* with two or more worker processes, each rule in its own process from the stack the serial
+  phase left (after ``serial_s``), so the answer costs about the better rule's time.
+
+Both rules are sound on their own (every closed box is refuted by bounds, every counterexample
+re-checked), so taking whichever finishes first is sound.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from typing import Any
+
+from robustbench_lite.verify.branch import Box, Outcome, input_split
+from robustbench_lite.verify.falsify import Check
+from robustbench_lite.verify.layers import Network
+from robustbench_lite.verify.properties import Case
+
+RULES = ("best", "smear")
+DECISIVE = ("sat", "unsat")
+
+
+def merge_stats(total: dict[str, Any], stats: dict[str, Any]) -> None:
+    """Add ``stats`` into ``total``: integer counters are summed, anything else replaced."""
+    for key, val in stats.items():
+        total[key] = total.get(key, 0) + val if isinstance(val, int) else val
+
+
+def serial_portfolio(net: Network, case: Case, check: Check, deadline: float, *,
+                     stop_at: float | None = None, slice_s: float = 0.25,
+                     stacks: dict[str, list[Box] | None] | None = None) -> tuple[Outcome, dict[str, list[Box] | None]]:
+    """Alternate the rules in doubling time slices until one decides, ``deadline`` or ``stop_at``.
+
+    Returns the outcome (``paused`` at ``stop_at``) and each undecided rule's open stack
+    (``None`` = not started yet) so that the search can go on elsewhere.
+    """
+    stacks = dict.fromkeys(RULES) if stacks is None else stacks
+    total: dict[str, Any] = {}
+    gave_up: set[str] = set()
+    while True:
+        for rule in RULES:
+            if rule in gave_up:
+                continue
+            now = time.monotonic()
+            if now > deadline:
+                return Outcome("timeout", stats=total), stacks
+            if stop_at is not None and now > stop_at:
+                return Outcome("paused", stats=total), stacks
+            end = now + slice_s if stop_at is None else min(now + slice_s, stop_at)
+            out = input_split(net, case, check, deadline, stack=stacks[rule], pause_at=end, split_rule=rule)
+            merge_stats(total, out.stats)
+            if out.status in DECISIVE:
+                total["rule"] = rule
+                return Outcome(out.status, x=out.x, stats=total), stacks
+            if out.status == "paused":
+                stacks[rule] = out.stack
+            elif out.status == "unknown":  # stuck on point-sized boxes: the other rule may still decide
+                gave_up.add(rule)
+            else:
+                return Outcome(out.status, stats=total), stacks
+        if len(gave_up) == len(RULES):
+            return Outcome("unknown", stats=total), stacks
+        slice_s *= 2
+
+
+_JOB: dict[str, Any] = {}
+
+
+def _rule_worker(args: tuple[str, list[Box] | None]) -> tuple[str, Outcome]:
+    from robustbench_lite.verify.smt import single_threaded
+
+    rule, stack = args
+    j = _JOB
+    with single_threaded():
+        return rule, input_split(j["net"], j["case"], j["check"], j["deadline"], stack=stack, split_rule=rule)
+
+
+def parallel_portfolio(net: Network, case: Case, check: Check, deadline: float,
+                       stacks: dict[str, list[Box] | None]) -> Outcome:
+    """Each rule in its own forked process from its stack; the first decisive answer wins."""
+    _JOB.clear()
+    _JOB.update(net=net, case=case, check=check, deadline=deadline)
+    ctx = multiprocessing.get_context("fork")
+    total: dict[str, Any] = {}
+    status = "unknown"
+    with ctx.Pool(len(RULES)) as pool:
+        results = pool.imap_unordered(_rule_worker, [(rule, stacks.get(rule)) for rule in RULES])
+        for _ in RULES:
+            try:  # the parent enforces the deadline even if a worker's batch overruns it
+                rule, res = results.next(timeout=max(0.0, deadline - time.monotonic()) + 0.5)
+            except multiprocessing.TimeoutError:
+                pool.terminate()
+                return Outcome("timeout", stats=total)
+            merge_stats(total, res.stats)
+            if res.status in DECISIVE:
+                pool.terminate()
+                total["rule"] = rule
+                return Outcome(res.status, x=res.x, stats=total)
+            if res.status == "timeout":
+                status = "timeout"
+    return Outcome(status, stats=total)
