@@ -25,9 +25,12 @@ eps (``patch:0.04@camera``); a larger footprint is an error naming both numbers.
 
 Deviations from the paper: 300 steps (not 1000-1500) and 4 EOT renderings (not 5) on toy 48x96
 images; one patch per scene unless ``universal=True`` (the paper optimises one patch over a
-frame sequence); the patch is not occluded by other objects (toy objects stand >= 10 m ahead,
-beyond the ground patch, and the target is the nearest car, so nothing stands in front of its
-rear face in most scenes); scores come from the toy's top-8 score-map peaks.
+frame sequence); the patch is never occluded (toy boxes' rear faces stand >= 9.7 m ahead,
+beyond the default ground patch's far edge at 8.55 m, and the target is the nearest car, so
+nothing stands in front of its rear face in most scenes; a larger ground patch, e.g. 3 x 5 m at
+8 m, can be drawn over the lowest pixel rows of a box standing closer than its far edge); the
+texture has ``patch_px`` pixels per side instead of the paper's ``patch_fid`` pixels per metre;
+scores come from the toy's top-8 score-map peaks.
 """
 
 from __future__ import annotations

@@ -41,6 +41,11 @@ def bev() -> rbl.Model:
     return rbl.load_model("zoo:fusion-bev")
 
 
+def changed_mask(adv: dict[str, torch.Tensor], x: dict[str, torch.Tensor]) -> torch.Tensor:
+    """(N, H, W) bool: camera pixel locations the attack changed."""
+    return (adv["camera"] != x["camera"]).any(dim=1)
+
+
 def _target(model: rbl.Model, x: object) -> torch.Tensor:
     with torch.no_grad():
         return target_score(model.net.score_map(x), x["target_xy"])  # type: ignore[index]
@@ -48,7 +53,7 @@ def _target(model: rbl.Model, x: object) -> torch.Tensor:
 
 def test_object_patch_beats_random_patch_on_the_query_model(query: rbl.Model, scenes: tuple) -> None:
     x, y = scenes
-    attack = rbl.create_attack("fusion_patch", strategy="object", steps=40, eot_samples=2, lr=0.03)
+    attack = rbl.create_attack("fusion_patch", strategy="object", steps=25, eot_samples=2, lr=0.05)
     adv = attack(query, x, y, THREAT, seed=0)
     control = rbl.create_attack("fusion_patch", strategy="object", steps=0)(query, x, y, THREAT, seed=0)
     clean_s, adv_s, ctl_s = _target(query, x), _target(query, adv.x_adv), _target(query, control.x_adv)
@@ -61,14 +66,17 @@ def test_object_patch_beats_random_patch_on_the_query_model(query: rbl.Model, sc
 
 def test_lidar_is_bit_identical_and_area_within_eps(query: rbl.Model, scenes: tuple) -> None:
     x, y = scenes
-    for strategy in ("object", "scene"):
-        r = rbl.create_attack("fusion_patch", strategy=strategy, steps=2, eot_samples=1)(query, x, y, THREAT)
+    for strategy, universal in (("object", False), ("scene", False), ("scene", True)):
+        attack = rbl.create_attack("fusion_patch", strategy=strategy, steps=2, eot_samples=1, universal=universal)
+        r = attack(query, x, y, THREAT)
         adv = r.x_adv
         assert isinstance(adv, dict)
         assert torch.equal(adv["lidar"], x["lidar"]) and torch.equal(adv["target_xy"], x["target_xy"])
         changed = (adv["camera"] != x["camera"]).any(dim=1).flatten(1).double().mean(dim=1)
         assert bool((changed > 0).all()) and bool((changed <= 0.04).all())
         assert float(adv["camera"].min()) >= 0.0 and float(adv["camera"].max()) <= 1.0
+        if universal:  # one texture on the same ground rectangle: identical patch pixels
+            assert torch.equal(adv["camera"][0][:, changed_mask(adv, x)[0]], adv["camera"][1][:, changed_mask(adv, x)[0]])
 
 
 @dataclass(frozen=True)
