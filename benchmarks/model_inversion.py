@@ -10,6 +10,10 @@ and one reconstruction figure per setting (``model_inversion_<setting>.png``).
     python benchmarks/model_inversion.py            # full: all classes, 5 restarts
     python benchmarks/model_inversion.py --quick    # minutes: fewer classes, 2 restarts
 
+``--seed`` changes the latent / noise starts only (priors, students and classifiers are the
+cached ones); ``model_inversion_seed<k>.json`` hold the same full run with seeds 1 and 2, to
+show how much the 20-reconstruction ORL scores move between seeds.
+
 ORL needs the data folder (``RBL_DATA_DIR`` holding ``att_faces_orl/``); it is skipped without.
 """
 
@@ -81,7 +85,7 @@ def run_setting(
         }  # fmt: skip
         logging.info("%s %s: %s", name, method, {k: v for k, v in scores[method].items() if k != "params"})
     figure = ev.reconstruction_figure(
-        recons, t, setting, RESULTS / f"model_inversion_{name}{'_quick' if quick else ''}.png",
+        recons, t, setting, RESULTS / f"model_inversion_{name}{'_quick' if quick else ''}{f'_seed{seed}' if seed else ''}.png",
         show=classes[:10], title=f"{name}: real private images | reconstructions (first of each class)",
     )  # fmt: skip
     info = {
