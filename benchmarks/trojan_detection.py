@@ -16,8 +16,8 @@ true trigger or one of its words), time per model (scan; training reported separ
 the detection accuracy / FPR / FNR when the automatic DBSCAN eps is scaled by 0.5-2.
 
 Full run:  python benchmarks/trojan_detection.py --n-models 40
-Stronger generator (found a trigger the defaults missed, ~4x the scan time):
-           python benchmarks/trojan_detection.py --n-models 40 --detector-params '{"joint_epochs": 8, "n_train": 2000}'
+Bounded:   python benchmarks/trojan_detection.py --n-models 40 --budget-s 3100   (resumes from the cache)
+Larger generator budget: --detector-params '{"joint_epochs": 8, "n_train": 2000}' (~4x the scan time)
 """
 
 from __future__ import annotations

@@ -204,11 +204,11 @@ def train_generator(
                     flip = 1 - yb
                     q_logits, ptr = gen.parts(xb, flip)
                     soft = gen.decode_parts(xb, q_logits, ptr, mode="gumbel", tau=cfg.tau, generator=generator)
-                    loss_c = F.cross_entropy(classifier.forward_soft(soft), flip)
+                    loss_c = F.cross_entropy(classifier.forward_soft(soft), flip)  # type: ignore[operator]
                     flip_logp = gen.decode_parts(xb, q_logits, ptr, mode="teacher")
-                    loss_d = sum(  # per flipped code: each direction has its own perturbations
+                    loss_d = torch.stack([  # per flipped code: each direction has its own perturbations
                         diversity_loss(flip_logp[flip == c], xb[flip == c]) for c in flip.unique()
-                    )
+                    ]).sum()
                     loss = loss + cfg.lambda_c * loss_c + cfg.lambda_div * loss_d
                     sums["flip"] += float(loss_c.detach())
                     sums["div"] += float(loss_d.detach())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -13,7 +14,11 @@ from torch import nn
 
 import robustbench_lite as rbl
 
-SMALL = {"n_train": None, "epochs": 2, "poison_rate": 0.1, "seed": 0}  # as in test_text.py
+# Models where the default detector really holds (measured, see benchmarks/results/trojan_detection.json
+# and defenses/tminer.py): the benchmark's CNN trojaned with "joyous" at 5.74% (seed 35, ASR 1.0;
+# the scan recovers "joyous") and its clean LSTM (seed 0, not flagged). Default zoo recipe.
+TROJAN: dict[str, Any] = {"arch": "cnn", "trigger": "joyous", "poison_rate": 0.0574, "seed": 35}
+CLEAN: dict[str, Any] = {"arch": "lstm", "trigger": None, "seed": 0}
 
 
 def data_or_skip() -> None:
@@ -32,15 +37,15 @@ def one_thread() -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def scans(one_thread: None) -> dict[str, tuple[rbl.Model, rbl.Detection, torch.Tensor]]:
-    """Scan one trojaned and one clean CNN; record every input the generator trained on."""
+    """Scan one trojaned CNN and one clean LSTM; record every input the generator trained on."""
     data_or_skip()
     from robustbench_lite.defenses import _tminer_generator as G
 
     from robustbench_lite.datasets import mr
 
     models = {
-        "trojan": rbl.zoo.text_classifier(arch="cnn", trigger="popcorn", **SMALL),
-        "clean": rbl.zoo.text_classifier(arch="cnn", trigger=None, **SMALL),
+        "trojan": rbl.zoo.text_classifier(**TROJAN),
+        "clean": rbl.zoo.text_classifier(**CLEAN),
     }
     seen: list[torch.Tensor] = []
     real_train = G.train_generator
@@ -82,17 +87,19 @@ class _Poisoned:
 
 @pytest.mark.data
 @pytest.mark.slow
-@pytest.mark.timeout(900)  # two scans: ~45 s CPU each, minutes on a loaded shared box
+@pytest.mark.timeout(900)  # two trainings + scans: ~2.5 min on a loaded 2-core box
 def test_tminer_flags_the_trojaned_model_and_recovers_the_trigger(scans: dict) -> None:
-    _, det, _ = scans["trojan"]
+    model, det, _ = scans["trojan"]
+    assert model.meta["attack_success_rate"] > 0.9  # the trigger really works
     assert det.flagged and det.score >= det.threshold
-    assert any("popcorn" in t.split() for t in det.evidence["triggers"]), det.evidence["candidates"]
+    words = set(TROJAN["trigger"].split())
+    assert any(words & set(t.split()) for t in det.evidence["triggers"]), det.evidence["candidates"]
     assert set(det.evidence["eps_sensitivity"]) == {"0.5", "0.75", "1.0", "1.5", "2.0"}
 
 
 @pytest.mark.data
 @pytest.mark.slow
-@pytest.mark.timeout(900)  # two scans: ~45 s CPU each, minutes on a loaded shared box
+@pytest.mark.timeout(900)  # two trainings + scans: ~2.5 min on a loaded 2-core box
 def test_tminer_passes_the_clean_model(scans: dict) -> None:
     _, det, _ = scans["clean"]
     assert not det.flagged and det.score < det.threshold, det.evidence["candidates"]
@@ -101,7 +108,7 @@ def test_tminer_passes_the_clean_model(scans: dict) -> None:
 
 @pytest.mark.data
 @pytest.mark.slow
-@pytest.mark.timeout(900)  # two scans: ~45 s CPU each, minutes on a loaded shared box
+@pytest.mark.timeout(900)  # two trainings + scans: ~2.5 min on a loaded 2-core box
 def test_generator_never_sees_real_training_sentences(scans: dict) -> None:
     """Every generator input is a synthetic sentence: 15 distinct words then ".", not an MR line."""
     data_or_skip()
