@@ -21,14 +21,13 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
-from robustbench_lite.attacks._inputs import require_tensor
 from robustbench_lite.attacks._losses import LOSSES
 
 from robustbench_lite.attack import Attack, AttackOutput
 from robustbench_lite.model import Model
 from robustbench_lite.registry import register_attack
 from robustbench_lite.threat import ThreatModel
-from robustbench_lite.types import Goal, Inputs, Norm
+from robustbench_lite.types import Goal, Inputs, Norm, require_tensor
 
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
 _SUPPORTS = frozenset((n, g) for n in (Norm.LINF, Norm.L2) for g in (Goal.UNTARGETED, Goal.TARGETED))

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from robustbench_lite.attacks._inputs import require_tensor
 from robustbench_lite.attacks._losses import LOSSES
 from robustbench_lite.attacks._steps import ascent_direction
 
@@ -13,7 +12,7 @@ from robustbench_lite.attack import Attack
 from robustbench_lite.model import Model
 from robustbench_lite.registry import register_attack
 from robustbench_lite.threat import ThreatModel
-from robustbench_lite.types import Goal, Inputs, Norm
+from robustbench_lite.types import Goal, Inputs, Norm, require_tensor
 
 
 @register_attack("fgsm")

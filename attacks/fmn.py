@@ -21,14 +21,13 @@ import math
 from dataclasses import dataclass
 
 import torch
-from robustbench_lite.attacks._inputs import require_tensor
 from robustbench_lite.attacks._losses import margin
 
 from robustbench_lite.attack import Attack, AttackOutput
 from robustbench_lite.model import Model
 from robustbench_lite.registry import register_attack
 from robustbench_lite.threat import ThreatModel
-from robustbench_lite.types import Goal, Inputs, Norm
+from robustbench_lite.types import Goal, Inputs, Norm, require_tensor
 
 
 def _rows(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from robustbench_lite.attacks._inputs import require_tensor
 from torch import nn
 
 from robustbench_lite.attack import Attack, AttackOutput
@@ -25,7 +24,7 @@ from robustbench_lite.errors import RobustbenchLiteError
 from robustbench_lite.model import Model
 from robustbench_lite.registry import register_attack
 from robustbench_lite.threat import ThreatModel
-from robustbench_lite.types import Goal, Inputs, Norm
+from robustbench_lite.types import Goal, Inputs, Norm, require_tensor
 
 
 class FoolboxUnavailable(RobustbenchLiteError):

@@ -19,14 +19,13 @@ import math
 from dataclasses import dataclass
 
 import torch
-from robustbench_lite.attacks._inputs import require_tensor
 from torch.nn import functional as F
 
 from robustbench_lite.attack import Attack, AttackOutput
 from robustbench_lite.model import Model
 from robustbench_lite.registry import register_attack
 from robustbench_lite.threat import ThreatModel
-from robustbench_lite.types import Goal, Inputs, Norm
+from robustbench_lite.types import Goal, Inputs, Norm, require_tensor
 
 _SCHEDULE = ((10, 1), (50, 2), (200, 4), (500, 8), (1000, 16), (2000, 32), (4000, 64), (6000, 128), (8000, 256))
 

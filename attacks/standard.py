@@ -13,13 +13,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from robustbench_lite.attacks._inputs import require_tensor
 
 from robustbench_lite.attack import Attack, AttackOutput
 from robustbench_lite.model import Model
 from robustbench_lite.registry import create_attack, register_attack
 from robustbench_lite.threat import ThreatModel
-from robustbench_lite.types import Goal, Inputs, Norm
+from robustbench_lite.types import Goal, Inputs, Norm, require_tensor
 
 log = logging.getLogger(__name__)
 

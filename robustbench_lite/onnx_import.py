@@ -30,6 +30,8 @@ class ConstOp(nn.Module):
     ``reverse=True`` computes ``const (op) x`` (only meaningful for sub and div).
     """
 
+    const: torch.Tensor  # a buffer, registered in __init__
+
     def __init__(self, op: str, const: torch.Tensor, reverse: bool = False) -> None:
         super().__init__()
         self.op = op
@@ -99,7 +101,7 @@ def _conv(node: Any, consts: dict[str, np.ndarray]) -> nn.Module:
                      dilation=tuple(a.get("dilations", [1, 1])), groups=a.get("group", 1), bias=bias is not None)
     with torch.no_grad():
         conv.weight.copy_(torch.from_numpy(w.astype(np.float32)))
-        if bias is not None:
+        if bias is not None and conv.bias is not None:  # conv has a bias exactly when bias is given
             conv.bias.copy_(torch.from_numpy(bias.astype(np.float32)))
     return conv
 

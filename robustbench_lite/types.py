@@ -66,3 +66,15 @@ def inputs_device(x: Inputs) -> torch.device:
     if isinstance(x, torch.Tensor):
         return x.device
     return next(iter(x.values())).device
+
+
+def require_tensor(x: Inputs, attack: str) -> torch.Tensor:
+    """``x`` itself when it is a tensor; a clear error for mapping (multimodal) inputs."""
+    if not isinstance(x, torch.Tensor):
+        from robustbench_lite.errors import UnsupportedThreatError
+
+        raise UnsupportedThreatError(
+            f"attack {attack} takes one input tensor, got a mapping of modalities "
+            f"({', '.join(sorted(x))}); use a patch attack such as fusion_patch for multimodal models"
+        )
+    return x

@@ -214,6 +214,9 @@ def lower_model(model: Model) -> Network:
 
 
 class _Normalize(nn.Module):
+    mean: torch.Tensor  # buffers, registered in __init__
+    std: torch.Tensor
+
     def __init__(self, mean: torch.Tensor, std: torch.Tensor) -> None:
         super().__init__()
         self.register_buffer("mean", mean)

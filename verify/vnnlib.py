@@ -26,21 +26,22 @@ class VnnlibError(RobustbenchLiteError, ValueError):
     """A VNNLIB file that cannot be parsed; the message carries ``file:line``."""
 
 
-Sexp = str | list  # atoms are (text, line) tuples internally
+Sexp = str | list["Node"]  # the text of an atom, or a parenthesised list of nodes
+Node = tuple[Sexp, int]  # a sexp with the line it starts on
 
 
 def _tokens(text: str) -> list[tuple[str, int]]:
-    out = []
+    out: list[tuple[str, int]] = []
     for lineno, line in enumerate(text.splitlines(), start=1):
         line = line.split(";", 1)[0]
         out.extend((m.group(0), lineno) for m in _TOKEN.finditer(line))
     return out
 
 
-def _read(tokens: list[tuple[str, int]], where: str) -> list[tuple[object, int]]:
+def _read(tokens: list[tuple[str, int]], where: str) -> list[tuple[list[Node], int]]:
     """Parse tokens into a list of (sexp, line) top-level forms."""
-    stack: list[tuple[list, int]] = []
-    forms: list[tuple[object, int]] = []
+    stack: list[tuple[list[Node], int]] = []
+    forms: list[tuple[list[Node], int]] = []
     for tok, line in tokens:
         if tok == "(":
             stack.append(([], line))
@@ -72,7 +73,7 @@ class _Parser:
     def fail(self, line: int, msg: str) -> VnnlibError:
         return VnnlibError(f"{self.where}:{line}: {msg}")
 
-    def linear(self, node: tuple[object, int]) -> tuple[dict[str, float], float]:
+    def linear(self, node: Node) -> tuple[dict[str, float], float]:
         """A term as ({var: coef}, const)."""
         val, line = node
         if isinstance(val, str):
@@ -97,7 +98,7 @@ class _Parser:
             return {v: c * k for v, c in coefs.items()}, other * k
         raise self.fail(line, f"unsupported term operator {op!r}; use +, -, * with constants")
 
-    def formula(self, node: tuple[object, int]) -> list[list[tuple[dict[str, float], float, int]]]:
+    def formula(self, node: Node) -> list[list[tuple[dict[str, float], float, int]]]:
         """DNF: a list of conjunctions of ``sum coef*var <= const`` rows (with line)."""
         val, line = node
         if isinstance(val, str) or not val or not isinstance(val[0][0], str):
@@ -121,7 +122,7 @@ class _Parser:
             return [conj for a in val[1:] for conj in self.formula(a)]
         raise self.fail(line, f"unsupported operator {op!r}; VNNLIB uses <=, >=, and, or")
 
-    def declare(self, val: list, line: int) -> None:
+    def declare(self, val: list[Node], line: int) -> None:
         if len(val) != 3 or not isinstance(val[1][0], str):
             raise self.fail(line, "write declarations as (declare-const X_0 Real)")
         name = val[1][0]
@@ -148,7 +149,7 @@ def _add(args: list[tuple[dict[str, float], float]], signs: list[float]) -> tupl
 def parse_vnnlib(text: str, *, where: str = "<vnnlib>") -> Property:
     """Parse VNNLIB ``text`` into a :class:`Property` (cases of input box + output DNF)."""
     p = _Parser(where)
-    asserts = []
+    asserts: list[Node] = []
     for val, line in _read(_tokens(text), where):
         if not val or not isinstance(val[0][0], str):
             raise p.fail(line, "expected (declare-const ...) or (assert ...)")

@@ -63,13 +63,13 @@ class TextClassifier(nn.Module):
         return self._hidden(self.embedding(x), x != self.pad_id)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.hidden(x))  # type: ignore[no-any-return]
+        return self.head(self.hidden(x))
 
     def forward_soft(self, p: torch.Tensor) -> torch.Tensor:
         """Logits (N, C) of soft token distributions p (N, T, V)."""
         e = p @ self.embedding.weight
         mask = torch.ones(p.shape[:2], dtype=torch.bool, device=p.device)
-        return self.head(self._hidden(e, mask))  # type: ignore[no-any-return]
+        return self.head(self._hidden(e, mask))
 
 
 class LSTMClassifier(TextClassifier):
