@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 import torch
@@ -23,14 +21,7 @@ import robustbench_lite as rbl
 from robustbench_lite.errors import RobustbenchLiteError
 from robustbench_lite.threat import ThreatModel, ordered_topk_holds
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """Tiny batched linear algebra is much faster single-threaded on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _random_problem(seed: int, c: int, d: int, k: int, b: int) -> tuple[torch.Tensor, ...]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 from conftest import data_dir_or_skip
@@ -14,13 +12,7 @@ import robustbench_lite as rbl
 from robustbench_lite.errors import DataError, UnsupportedThreatError
 from robustbench_lite.snn import LIF, SpikingNet, Surrogate, with_surrogate
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,8 @@ from robustbench_lite.snn import (
     with_surrogate,
 )
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 def _gauss(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     """The PDSG formula written out independently: N(x; sigma/2, sigma^2)."""
@@ -90,15 +92,6 @@ def test_surrogate_rejects_bad_names_and_alphas() -> None:
         Surrogate("tanh")
     with pytest.raises(SurrogateError, match="alpha"):
         Surrogate("atan", -1.0)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> object:
-    """The tiny SNNs run many small ops; one thread avoids oversubscription on shared CPUs."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

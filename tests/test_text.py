@@ -22,15 +22,6 @@ def data_or_skip() -> None:
         pytest.skip("needs the data folder: set RBL_DATA_DIR to a folder holding tminer_rotten_tomato/")
 
 
-@pytest.fixture()
-def one_thread() -> Iterator[None]:
-    """Train with one thread: on a shared 2-core machine two threads are many times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_vocabulary_is_deterministic_and_round_trips(tmp_path: Path) -> None:
     corpus = ["the cat sat", "the dog sat", "a cat ran"]
     v = Vocabulary.build(corpus, max_size=5)

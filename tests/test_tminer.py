@@ -28,14 +28,6 @@ def data_or_skip() -> None:
 
 
 @pytest.fixture(scope="module")
-def one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
 def scans(one_thread: None) -> dict[str, tuple[rbl.Model, rbl.Detection, torch.Tensor]]:
     """Scan one trojaned CNN and one clean LSTM; record every input the generator trained on."""
     data_or_skip()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -18,13 +17,7 @@ from robustbench_lite.attack import AttackResult
 from robustbench_lite.errors import RobustbenchLiteError
 from robustbench_lite.threat import ordered_topk_holds
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_cw_topk_loss_is_zero_exactly_when_the_order_holds_with_margin() -> None:

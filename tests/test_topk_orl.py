@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 from conftest import data_dir_or_skip
@@ -17,12 +15,9 @@ pytestmark = pytest.mark.data
 
 
 @pytest.fixture(scope="module")
-def orl_cnn() -> Iterator[rbl.Model]:
+def orl_cnn(one_thread: None) -> rbl.Model:
     data_dir_or_skip("att_faces_orl")
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield rbl.load_model("zoo:orl-cnn")
-    torch.set_num_threads(before)
+    return rbl.load_model("zoo:orl-cnn")
 
 
 @pytest.fixture(scope="module")
