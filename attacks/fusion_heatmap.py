@@ -65,6 +65,7 @@ class FusionHeatmap(Attack):
     """
 
     supports = frozenset({(Norm.PATCH, Goal.UNTARGETED)})
+    multimodal = True
     generic_test = False
     quick_params = {"steps": 60}
     steps: int = 300

@@ -90,6 +90,7 @@ class FusionPatch(Attack):
     """
 
     supports = frozenset({(Norm.PATCH, Goal.UNTARGETED)})
+    multimodal = True
     generic_test = False
     quick_params = {"steps": 60}
     strategy: str = "object"

@@ -19,7 +19,7 @@ import torch
 from robustbench_lite.errors import DataError, UnsupportedThreatError
 from robustbench_lite.model import Model
 from robustbench_lite.threat import ThreatModel
-from robustbench_lite.types import Goal, Inputs, Norm, batch_size
+from robustbench_lite.types import Goal, Inputs, Norm, batch_size, require_tensor
 
 
 @dataclass(frozen=True)
@@ -113,6 +113,9 @@ class Attack(ABC):
     #: inversion, text, fusion); they are then left out of the registry-generated tests and
     #: must have tests of their own.
     generic_test: ClassVar[bool] = True
+    #: True for attacks that take a mapping of modalities ({"camera": ..., "lidar": ...});
+    #: every other attack is handed one tensor, and a mapping is refused before any model call.
+    multimodal: ClassVar[bool] = False
 
     @final
     def __call__(
@@ -138,6 +141,8 @@ class Attack(ABC):
                 f"attack {self.name} does not support {threat.norm.value}/{threat.goal.value}"
                 f" (threat {threat.name}); it supports {supported}"
             )
+        if not self.multimodal:
+            require_tensor(x, self.name)
         n = batch_size(x)
         if y.shape != (n,):
             raise DataError(f"labels have shape {tuple(y.shape)}; expected ({n},) to match the inputs")

@@ -1,13 +1,8 @@
-"""Tensor-only attacks refuse a mapping of modalities with one clear error (``require_tensor``).
-
-``Attack.__call__`` hands a mapping to the model first, so the check is exercised through
-``run`` itself, where each tensor-only attack narrows its input.
-"""
+"""Tensor-only attacks refuse a mapping of modalities with one clear error, before any model call."""
 
 from __future__ import annotations
 
 import pytest
-import torch
 
 import robustbench_lite as rbl
 
@@ -18,10 +13,8 @@ TENSOR_ONLY = ["pgd", "fgsm", "apgd_ce", "square", "fmn", "standard", "fb_deepfo
 def test_tensor_attack_rejects_modalities(name: str) -> None:
     model = rbl.load_model("zoo:digits-cnn")
     x, y = rbl.load_data("digits", split="test", n=4)
-    attack = rbl.create_attack(name)
     with pytest.raises(rbl.UnsupportedThreatError) as err:
-        attack.run(model, {"lidar": x, "camera": x}, y, rbl.ThreatModel.parse("linf:0.1"),
-                   target=None, generator=torch.Generator().manual_seed(0))  # fmt: skip
+        rbl.create_attack(name)(model, {"lidar": x, "camera": x}, y, "linf:0.1")
     assert str(err.value) == (
         f"attack {name} takes one input tensor, got a mapping of modalities (camera, lidar); "
         "use a patch attack such as fusion_patch for multimodal models"
