@@ -109,7 +109,7 @@ class Report:
             rows.append((
                 r.id, r.kind, r.threat or "-",
                 _fmt(r.values.get("clean_accuracy")), _fmt(r.values.get("robust_accuracy")),
-                f"{r.elapsed_s:.1f}", "PASS" if r.passed else "FAIL",
+                format_seconds(r.elapsed_s), "PASS" if r.passed else "FAIL",
             ))  # fmt: skip
         widths = [max(len(str(row[i])) for row in rows) for i in range(len(header))]
         lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
@@ -140,6 +140,11 @@ def write_atomic(path: str | Path, text: str) -> None:
     from robustbench_lite.zoo import atomic_write_bytes
 
     atomic_write_bytes(Path(path), text.encode())
+
+
+def format_seconds(seconds: float) -> str:
+    """Wall time for tables: two decimals under 10 s (a fast check is not shown as 0.0)."""
+    return f"{seconds:.2f}" if seconds < 10 else f"{seconds:.1f}"
 
 
 def _fmt(value: Any) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from robustbench_lite.errors import RobustbenchLiteError
-from robustbench_lite.report import CheckResult, Report
+from robustbench_lite.report import CheckResult, Report, format_seconds
 
 FORMATS = ("table", "json", "md", "junit", "html")
 _SUFFIXES = {".json": "json", ".md": "md", ".markdown": "md", ".xml": "junit", ".html": "html",
@@ -70,7 +70,7 @@ def to_markdown(report: Report) -> str:
     for r in report.results:
         cells = [r.id, r.kind, r.component or "-", r.threat or "-",
                  *(value_text(r.values.get(k)) for k in MAIN_VALUES),
-                 "; ".join(r.expect) or "-", f"{r.elapsed_s:.1f}", "pass" if r.passed else "**FAIL**"]  # fmt: skip
+                 "; ".join(r.expect) or "-", format_seconds(r.elapsed_s), "pass" if r.passed else "**FAIL**"]  # fmt: skip
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     failures = [(r.id, f) for r in report.results for f in r.detail.get("failed", [])]
     if failures:

@@ -13,7 +13,7 @@ import io
 from collections import defaultdict
 from typing import Any
 
-from robustbench_lite.report import CheckResult, Report
+from robustbench_lite.report import CheckResult, Report, format_seconds
 from robustbench_lite.report_formats import MAIN_VALUES, soundness_messages, value_text
 
 MAX_GRID_CHECKS = 4
@@ -81,7 +81,7 @@ def _table(report: Report) -> str:
             f"<tr class='{'ok' if r.passed else 'failed'}'><td class='id'>{_e(r.id)}</td><td>{_e(r.kind)}</td>"
             f"<td>{_e(r.component or '-')}</td><td>{_e(r.threat or '-')}</td><td>{_e(r.detail.get('defense') or '-')}</td>"
             f"{nums}<td>{_expect_cell(r)}</td>"
-            f"<td class='num'>{r.elapsed_s:.1f}</td><td>{result}</td></tr>"
+            f"<td class='num'>{format_seconds(r.elapsed_s)}</td><td>{result}</td></tr>"
         )  # fmt: skip
     return "\n".join(rows) + "</table></div>"
 
