@@ -138,7 +138,7 @@ def read_state_dict(path: Path, *, trust_checkpoint: bool = False) -> dict[str, 
                 "(CLI: --trust-checkpoint) only if you trust its source"
             ) from None
         obj = _load_trusted(path)
-    except (RuntimeError, EOFError, ValueError, OSError, zipfile.BadZipFile) as exc:
+    except Exception as exc:  # garbage bytes make the unpickler fail in many ways (IndexError, KeyError, ...)
         raise CheckpointError(
             f"{path} is not a readable PyTorch checkpoint (truncated or corrupt?): {_first_line(exc)}"
         ) from None

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import pickle
+import random
 import warnings
 from pathlib import Path
 
@@ -92,7 +92,7 @@ def test_missing_files(tmp_path: Path) -> None:
 @pytest.mark.parametrize("arch", [ARCH, None])
 def test_damaged_checkpoints(tmp_path: Path, tiny_ckpt: tuple[Path, TinyNet], damage: str, arch: str | None) -> None:
     good = tiny_ckpt[0].read_bytes()
-    data = {"truncated": good[: len(good) // 2], "random": os.urandom(4096), "empty": b""}[damage]
+    data = {"truncated": good[: len(good) // 2], "random": random.Random(0).randbytes(4096), "empty": b""}[damage]
     path = tmp_path / f"{damage}.pt"
     path.write_bytes(data)
     with pytest.raises(rbl.CheckpointError) as info:
@@ -103,6 +103,18 @@ def test_damaged_checkpoints(tmp_path: Path, tiny_ckpt: tuple[Path, TinyNet], da
         "not a loadable TorchScript file" in msg
     )
     assert "can run code" not in msg  # damage is not reported as a security refusal
+
+
+@pytest.mark.parametrize("arch", [ARCH, None])
+def test_random_bytes_always_give_a_checkpoint_error(tmp_path: Path, arch: str | None) -> None:
+    """Garbage makes torch's unpickler fail in many ways (IndexError, KeyError, struct.error were
+    seen); every one must reach the user as a CheckpointError, never as a traceback."""
+    path = tmp_path / "garbage.pt"
+    for seed in range(400):
+        r = random.Random(seed)
+        path.write_bytes(r.randbytes(r.choice([1, 7, 64, 512, 4096])))
+        with pytest.raises(rbl.CheckpointError):
+            rbl.load_model(path, arch=arch)
 
 
 def test_state_dict_that_does_not_fit(tmp_path: Path) -> None:
