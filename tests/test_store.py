@@ -75,6 +75,8 @@ def test_rerun_resumes_and_fresh_recomputes(tmp_path: Path, capsys: pytest.Captu
     assert main(["history", "--db", str(db), "--model", "zoo:digits-mlp"]) == 0
     out = capsys.readouterr().out
     assert out.count("resume") == 5 and "pgd=" in out
+    assert main(["history", "--db", str(db), "--model", "zoo:never-run"]) == 0
+    assert capsys.readouterr().out.startswith("no past runs of model zoo:never-run in ")
 
 
 def test_sigkill_mid_run_then_rerun_gives_the_same_report(tmp_path: Path) -> None:

@@ -28,6 +28,10 @@ def run(args: argparse.Namespace) -> int:
         raise RobustbenchLiteError(f"no results store at {path}; run a suite first or pass --db PATH")
     with ResultStore(path) as store:
         runs = store.history(model=args.model, suite=args.suite, limit=args.limit)
+    if not runs:
+        which = " and ".join(f"{k} {v}" for k, v in (("model", args.model), ("suite", args.suite)) if v)
+        print(f"no past runs{' of ' + which if which else ''} in {path}; `robustbench-lite history` lists them all")
+        return 0
     rows = [("run", "finished (UTC)", "suite", "model", "fingerprint", "seed", "cells", "result", "main values")]
     for r in runs:
         when = dt.datetime.fromtimestamp(r.finished, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
