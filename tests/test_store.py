@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import sqlite3
 import subprocess
@@ -109,7 +110,7 @@ def test_sigkill_mid_run_then_rerun_gives_the_same_report(tmp_path: Path) -> Non
 def test_bad_store_files_are_one_line_exit_2(tmp_path: Path, kind: str, capsys: pytest.CaptureFixture[str]) -> None:
     db = tmp_path / "bad.sqlite"
     if kind == "random":
-        db.write_bytes(os.urandom(4096))
+        db.write_bytes(random.Random(0).randbytes(4096))
     elif kind == "foreign":
         with sqlite3.connect(db) as con:
             con.execute("CREATE TABLE invoices (id INTEGER)")
