@@ -12,6 +12,8 @@ time (torch and the package load when a robustness test runs). Opt out with
   ``.verify(...)``, ``.detect(...)``, ``.suite(path, model=...)``; results go into one
   session report (``--rb-report PATH``) and a table at the end of the run.
 * ``@pytest.mark.robustness(seed=0, n=64, budget_s=120)``: unknown keywords are errors.
+* ``--rb-skip`` / ``--rb-only``: skip the robustness tests (suite checks and tests using the
+  fixture), or everything else, as pytest-benchmark's ``--benchmark-skip`` / ``--benchmark-only``.
 * ``--rb-quick``, ``--rb-seed``, ``--rb-device``, ``--rb-compare BASELINE.json`` and
   ``--rb-compare-fail robust_accuracy:0.02`` (fail the session on a larger regression).
 """
@@ -34,6 +36,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--rb-quick", action="store_true", help="fewer samples and each attack's quick settings")
     group.addoption("--rb-seed", type=int, metavar="SEED", help="seed for every robustness test and suite")
     group.addoption("--rb-device", metavar="DEVICE", help="torch device for suites (e.g. cuda)")
+    group.addoption("--rb-skip", action="store_true",
+                    help="skip robustness tests (YAML suite checks and tests using the robustness fixture)")
+    group.addoption("--rb-only", action="store_true", help="run only robustness tests; skip every other test")
     group.addoption("--rb-compare", metavar="BASELINE.json", help="compare the session report with a baseline")
     group.addoption("--rb-compare-fail", metavar="METRIC:AMOUNT",
                     help="fail on a regression larger than AMOUNT against --rb-compare, e.g. robust_accuracy:0.02")
@@ -47,6 +52,8 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     if config.getoption("--rb-compare-fail", None) and not config.getoption("--rb-compare", None):
         raise pytest.UsageError("--rb-compare-fail needs --rb-compare BASELINE.json")
+    if config.getoption("--rb-skip", False) and config.getoption("--rb-only", False):
+        raise pytest.UsageError("--rb-skip and --rb-only exclude each other; pass one of them")
     session = RobustnessSession(config)
     config.stash[_SESSION] = session
     config.pluginmanager.register(session, "robustbench_lite-session")
@@ -58,6 +65,22 @@ def pytest_collect_file(file_path: Any, parent: pytest.Collector) -> pytest.Coll
     ):
         return SuiteFile.from_parent(parent, path=file_path)
     return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``--rb-skip`` / ``--rb-only``: a robustness test is a suite check or uses the ``robustness`` fixture."""
+    skip, only = config.getoption("--rb-skip", False), config.getoption("--rb-only", False)
+    if not (skip or only):
+        return
+    reason = "robustness test (--rb-skip)" if skip else "not a robustness test (--rb-only)"
+    for item in items:
+        if is_robustness_test(item) == bool(skip):
+            item.add_marker(pytest.mark.skip(reason=reason))
+
+
+def is_robustness_test(item: pytest.Item) -> bool:
+    """True for a YAML suite check and for a test that requests the ``robustness`` fixture."""
+    return isinstance(item, SuiteItem) or "robustness" in getattr(item, "fixturenames", ())
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

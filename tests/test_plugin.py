@@ -34,7 +34,8 @@ def test_help_lists_the_robustness_options(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--help")
     result.stdout.fnmatch_lines([
         "*robustbench_lite: robustness tests*", "*--rb-report=PATH*", "*--rb-quick*", "*--rb-seed=SEED*",
-        "*--rb-compare=BASELINE.json*", "*--rb-compare-fail=METRIC:AMOUNT*", "*rb_suite_files*",
+        "*--rb-skip*", "*--rb-only*", "*--rb-compare=BASELINE.json*", "*--rb-compare-fail=METRIC:AMOUNT*",
+        "*rb_suite_files*",
     ])  # fmt: skip
 
 
@@ -116,6 +117,29 @@ def test_fixture_marker_and_session_report(pytester: pytest.Pytester) -> None:
     assert ids == ["test_rb.py::test_fgsm::fgsm@linf:0.1"] + [
         f"test_rb.py::test_suite::{c}" for c in ("clean", "fgsm-linf", "pgd-linf", "pgd-linf-bits4")]
     assert report["checks"][0]["detail"]["n"] == 10
+
+
+def test_rb_skip_and_rb_only_select_by_the_robustness_fixture(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".yaml", rb_plug=SUITE.replace(">= 0.99", ">= 0").replace("n: 24", "n: 12"))
+    pytester.makepyfile(test_mixed="""
+        def test_plain():
+            assert 1 + 1 == 2
+
+        import pytest
+
+        @pytest.mark.robustness(n=8)
+        def test_attack(robustness):
+            assert robustness.attack("fgsm", "zoo:digits-cnn", "digits", "linf:0.1").success.shape == (8,)
+    """)
+    skipped = pytester.runpytest("-p", "no:cacheprovider", "--rb-skip", "-rs")
+    skipped.assert_outcomes(passed=1, skipped=3)
+    skipped.stdout.fnmatch_lines(["*robustness test (--rb-skip)*"])
+    only = pytester.runpytest("-p", "no:cacheprovider", "--rb-only", "-rs")
+    only.assert_outcomes(passed=3, skipped=1)
+    only.stdout.fnmatch_lines(["*not a robustness test (--rb-only)*"])
+    both = pytester.runpytest("-p", "no:cacheprovider", "--rb-skip", "--rb-only")
+    assert both.ret == pytest.ExitCode.USAGE_ERROR
+    both.stderr.fnmatch_lines(["*--rb-skip and --rb-only exclude each other*"])
 
 
 def test_compare_fail_gates_regressions(pytester: pytest.Pytester) -> None:
