@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import logging
+import numbers
 from collections.abc import Callable, Mapping
 from importlib.metadata import entry_points
 from typing import Any, Generic, TypeVar
@@ -100,14 +101,21 @@ class Registry(Generic[T]):
         return out
 
     def check_params(self, name: str, params: Mapping[str, Any]) -> None:
-        """Raise :class:`RegistryError` for a parameter ``name`` does not take."""
-        known = [p.name for p in self.params(name)]
-        for key in params:
-            if key not in known:
+        """Raise :class:`RegistryError` for a parameter ``name`` does not take, or a value of the
+        wrong kind for a scalar (int / float / bool / str) parameter."""
+        infos = {p.name: p for p in self.params(name)}
+        for key, value in params.items():
+            if key not in infos:
+                known = list(infos)
                 hint = did_you_mean(key, known) or (
                     f"; it takes {', '.join(known)}" if known else "; it takes no parameters"
                 )
                 raise RegistryError(f"{key}: unknown parameter of {name}{hint}")
+            info = infos[key]
+            expected = _SCALARS.get(info.type.removesuffix(" | None"))
+            if expected is not None and value is not None and not expected[1](value):
+                example = f"; e.g. {key}={info.default!r}" if info.default is not None else ""
+                raise RegistryError(f"{key}={value!r}: {name} takes {expected[0]} for {key}{example}")
 
     def create(self, name: str, **params: Any) -> T:
         """Instantiate ``name`` with ``params``; ``None`` values are dropped (timm style)."""
@@ -128,6 +136,18 @@ class Registry(Generic[T]):
         self.load_plugins()
         return name in self._classes
 
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+#: Declared scalar types (as annotation strings) -> (words for errors, accepted values).
+_SCALARS: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    "int": ("a whole number", _is_int),
+    "float": ("a number", lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool)),
+    "bool": ("true or false", lambda v: isinstance(v, bool)),
+    "str": ("a string", lambda v: isinstance(v, str)),
+}
 
 ATTACKS: Registry[Any] = Registry("attack", "robustbench_lite.attacks")
 VERIFIERS: Registry[Any] = Registry("verifier", "robustbench_lite.verifiers")
