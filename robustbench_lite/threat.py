@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from robustbench_lite.errors import ThreatSpecError, UnsupportedThreatError, did_you_mean
+from robustbench_lite.errors import DataError, ThreatSpecError, UnsupportedThreatError, did_you_mean
 from robustbench_lite.types import Bounds, Goal, Inputs, Norm
 
 _THREAT_KEYS = ("norm", "eps", "goal", "k", "modality", "name")
@@ -241,13 +241,19 @@ class ThreatModel:
 
         ``atol`` absorbs float32 rounding of the projection (relative for l1/l2).
         """
+        if not isinstance(x0, torch.Tensor) and (isinstance(x, torch.Tensor) or set(x) != set(x0)):
+            got = "one tensor" if isinstance(x, torch.Tensor) else f"modalities {sorted(x)}"
+            raise DataError(
+                f"threat {self.name}: the clean inputs have modalities {sorted(x0)} but the candidate "
+                f"has {got}; an attack must return the same modalities it was given"
+            )
         ok = torch.ones(_n(x0), dtype=torch.bool, device=self._perturbed(x0).device)
         if self.norm is not Norm.NONE:
             dist = self.distance(x0, x)
             slack = atol if self.norm in (Norm.LINF, Norm.L0) else atol * max(1.0, self.eps)
             ok &= dist <= self.eps + slack
         if not isinstance(x0, torch.Tensor):
-            assert not isinstance(x, torch.Tensor)
+            assert not isinstance(x, torch.Tensor)  # checked on entry
             for key, value in x0.items():
                 if key != self.modality:
                     ok &= (x[key] == value).flatten(1).all(dim=1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from robustbench_lite.errors import ThreatSpecError, UnsupportedThreatError
+from robustbench_lite.errors import DataError, ThreatSpecError, UnsupportedThreatError
 from robustbench_lite.threat import ThreatModel
 from robustbench_lite.types import Norm
 
@@ -55,3 +55,12 @@ def test_project_refuses_patch_threats_with_a_clear_message() -> None:
     x0 = _inputs()
     with pytest.raises(UnsupportedThreatError, match="patch attack"):
         ThreatModel.parse("patch:0.04@camera").project(x0, x0, (0.0, 1.0))
+
+
+def test_contains_refuses_a_candidate_with_other_modalities() -> None:
+    x0 = _inputs()
+    t = ThreatModel.parse("patch:0.04@camera")
+    with pytest.raises(DataError, match=r"modalities \['camera', 'lidar'\] but the candidate has one tensor"):
+        t.contains(x0, x0["camera"], (0.0, 1.0))
+    with pytest.raises(DataError, match=r"candidate has modalities \['camera'\]"):
+        t.contains(x0, {"camera": x0["camera"]}, (0.0, 1.0))
