@@ -11,7 +11,8 @@ time (torch and the package load when a robustness test runs). Opt out with
 * The ``robustness`` fixture: ``robustness.attack(name, model, data, threat, **params)``,
   ``.verify(...)``, ``.detect(...)``, ``.suite(path, model=...)``; results go into one
   session report (``--rb-report PATH``) and a table at the end of the run.
-* ``@pytest.mark.robustness(seed=0, n=64, budget_s=120)``: unknown keywords are errors.
+* ``@pytest.mark.robustness(seed=0, n=64, budget_s=120)``: unknown keywords are errors. The
+  ``slow`` and ``gpu`` markers are declared; ``gpu`` tests skip when torch sees no CUDA device.
 * ``--rb-skip`` / ``--rb-only``: skip the robustness tests (suite checks and tests using the
   fixture), or everything else, as pytest-benchmark's ``--benchmark-skip`` / ``--benchmark-only``.
 * ``--rb-quick``, ``--rb-seed``, ``--rb-device``, ``--rb-compare BASELINE.json`` and
@@ -50,6 +51,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "robustness(seed=0, n=None, budget_s=None): settings of a test using the robustness fixture"
     )
+    config.addinivalue_line("markers", "slow: a long robustness test (deselect with -m 'not slow')")
+    config.addinivalue_line("markers", "gpu: needs a CUDA device; skipped when torch sees none")
     if config.getoption("--rb-compare-fail", None) and not config.getoption("--rb-compare", None):
         raise pytest.UsageError("--rb-compare-fail needs --rb-compare BASELINE.json")
     if config.getoption("--rb-skip", False) and config.getoption("--rb-only", False):
@@ -84,6 +87,11 @@ def is_robustness_test(item: pytest.Item) -> bool:
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("gpu") is not None:
+        import torch
+
+        if not torch.cuda.is_available():
+            pytest.skip("marked gpu and torch sees no CUDA device")
     for mark in item.iter_markers("robustness"):
         problem = marker_problem(mark.args, mark.kwargs)
         if problem:

@@ -142,6 +142,29 @@ def test_rb_skip_and_rb_only_select_by_the_robustness_fixture(pytester: pytest.P
     both.stderr.fnmatch_lines(["*--rb-skip and --rb-only exclude each other*"])
 
 
+def test_gpu_marker_skips_without_cuda_and_slow_is_declared(pytester: pytest.Pytester) -> None:
+    import torch
+
+    pytester.makepyfile(test_marks="""
+        import pytest
+
+        @pytest.mark.gpu
+        def test_on_gpu():
+            import torch
+            assert torch.cuda.is_available()
+
+        @pytest.mark.slow
+        def test_slow():
+            pass
+    """)
+    result = pytester.runpytest("-p", "no:cacheprovider", "--strict-markers", "-rs")
+    if torch.cuda.is_available():
+        result.assert_outcomes(passed=2)
+    else:
+        result.assert_outcomes(passed=1, skipped=1)
+        result.stdout.fnmatch_lines(["*marked gpu and torch sees no CUDA device*"])
+
+
 def test_compare_fail_gates_regressions(pytester: pytest.Pytester) -> None:
     pytester.makefile(".yaml", rb_plug=SUITE.replace(">= 0.99", ">= 0").replace("n: 24", "n: 12"))
     first = pytester.runpytest("-p", "no:cacheprovider", "--rb-report=base.json")
