@@ -131,8 +131,20 @@ def environment(**extra: Any) -> dict[str, Any]:
         "numpy": numpy.__version__,
         "platform": platform.platform(),
         "threads": torch.get_num_threads(),
+        **({"git_sha": sha} if (sha := _git_sha()) else {}),
         **extra,
     }
+
+
+def _git_sha() -> str | None:
+    """HEAD of the git checkout the run starts in (the user's project), or None outside one."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):  # no git binary, or it hung
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
 
 
 def write_atomic(path: str | Path, text: str) -> None:

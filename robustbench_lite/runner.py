@@ -25,6 +25,7 @@ from robustbench_lite.runner_cells import Cell, CellContext
 from robustbench_lite.suite import Suite, load_suite
 from robustbench_lite.suite_model import Check
 from robustbench_lite.threat import ThreatModel
+from robustbench_lite.types import inputs_device
 
 log = logging.getLogger(__name__)
 #: ``quick=True`` caps the data at this many samples (and uses each attack's quick_params).
@@ -114,6 +115,7 @@ def _run(suite: Suite, model: Model | str | Path | None, store: Any, *, quick: b
             advance()
     report = assemble(suite, model, checks, cells, payloads, env={
         "seed": suite.seed, "suite_source": suite.source, "executor": executor, "quick": quick,
+        "device": str(inputs_device(x)),
         "data": data or spec.source, "n": len(y), "run_key": base_key,
         "cells": len(cells), "cells_resumed": resumed,
     })  # fmt: skip

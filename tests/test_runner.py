@@ -63,7 +63,7 @@ def test_cells_merge_by_index_to_the_direct_computation(tmp_path: Path, digits_c
     assert fgsm.values["success_rate"] == pytest.approx(direct.success_rate)
     assert fgsm.detail["success"] == direct.success.tolist()
     assert [(c["start"], c["stop"]) for c in fgsm.detail["cells"]] == [(0, 7), (7, 14), (14, 21), (21, 28), (28, 30)]
-    assert report.passed and report.env["cells"] == 10
+    assert report.passed and report.env["cells"] == 10 and report.env["device"] == str(x.device)
 
 
 def test_same_seed_same_report_and_resharding_keeps_deterministic_attacks(tmp_path: Path) -> None:
