@@ -20,6 +20,14 @@ class RegistryError(RobustbenchLiteError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class ParameterError(RegistryError):
+    """One parameter a component does not take, or a value of the wrong kind: ``PARAM: REASON``."""
+
+    def __init__(self, param: str, reason: str) -> None:
+        super().__init__(f"{param}: {reason}")
+        self.param, self.reason = param, reason
+
+
 class ThreatSpecError(RobustbenchLiteError, ValueError):
     """A malformed threat specification (``"linf:8/255"``, ``{norm: l2, eps: 0.5}``)."""
 

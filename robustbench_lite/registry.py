@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from importlib.metadata import entry_points
 from typing import Any, Generic, TypeVar
 
-from robustbench_lite.errors import RegistryError, did_you_mean
+from robustbench_lite.errors import ParameterError, RegistryError, did_you_mean
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -101,7 +101,7 @@ class Registry(Generic[T]):
         return out
 
     def check_params(self, name: str, params: Mapping[str, Any]) -> None:
-        """Raise :class:`RegistryError` for a parameter ``name`` does not take, or a value of the
+        """Raise :class:`ParameterError` for a parameter ``name`` does not take, or a value of the
         wrong kind for a scalar (int / float / bool / str) parameter."""
         infos = {p.name: p for p in self.params(name)}
         for key, value in params.items():
@@ -110,12 +110,12 @@ class Registry(Generic[T]):
                 hint = did_you_mean(key, known) or (
                     f"; it takes {', '.join(known)}" if known else "; it takes no parameters"
                 )
-                raise RegistryError(f"{key}: unknown parameter of {name}{hint}")
+                raise ParameterError(key, f"unknown parameter of {name}{hint}")
             info = infos[key]
             expected = _SCALARS.get(info.type.removesuffix(" | None"))
             if expected is not None and value is not None and not expected[1](value):
                 example = f"; e.g. {key}={info.default!r}" if info.default is not None else ""
-                raise RegistryError(f"{key}={value!r}: {name} takes {expected[0]} for {key}{example}")
+                raise ParameterError(key, f"{name} takes {expected[0]}, not {value!r}{example}")
 
     def create(self, name: str, **params: Any) -> T:
         """Instantiate ``name`` with ``params``; ``None`` values are dropped (timm style)."""

@@ -6,7 +6,7 @@ import re
 from dataclasses import replace
 from typing import Any
 
-from robustbench_lite.errors import RobustbenchLiteError, did_you_mean
+from robustbench_lite.errors import ParameterError, RobustbenchLiteError, did_you_mean
 from robustbench_lite.suite_expect import METRICS, Expect, parse_expect
 from robustbench_lite.suite_model import Check, DefenseSpec
 from robustbench_lite.suite_yaml import Node
@@ -83,13 +83,12 @@ def component(node: Node, kind: str, name: str) -> type:
 def check_params(node: Node, kind: str, name: str, params: dict[str, Any], *, nested: bool = True) -> None:
     """Unknown parameters, and values the component rejects, fail at load time."""
     reg = registry_of(kind)
-    known = [p.name for p in reg.params(name)]
     base = node.child("params") if nested else node
-    for key in params:
-        if key not in known:
-            hint = did_you_mean(str(key), known) or (
-                f"; it takes {', '.join(known)}" if known else "; it takes no parameters")
-            base.child(key).fail(f"unknown parameter of {name}{hint}")
+    for key, value in params.items():
+        try:
+            reg.check_params(name, {key: value})
+        except ParameterError as exc:
+            base.child(key).fail(exc.reason)
     try:
         reg.create(name, **params)
     except RobustbenchLiteError as exc:

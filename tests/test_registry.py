@@ -76,6 +76,20 @@ def test_unknown_names_and_parameters_suggest_the_closest() -> None:
     assert "gear" in reg and "cog" not in reg
 
 
+@pytest.mark.parametrize(("param", "value", "kind"), [
+    ("steps", "abc", "a whole number"), ("steps", 2.5, "a whole number"), ("steps", True, "a whole number"),
+    ("step_size", "0.1", "a number"), ("mode", 3, "a string"),
+])  # fmt: skip
+def test_scalar_parameters_of_the_wrong_kind_are_refused(param: str, value: object, kind: str) -> None:
+    reg = _fresh()
+    reg.register("sprocket")(Sprocket)
+    with pytest.raises(rbl.RegistryError) as info:
+        reg.create("sprocket", **{param: value})
+    default = {"steps": 10, "step_size": 0.1, "mode": "fast"}[param]
+    assert str(info.value) == f"{param}: sprocket takes {kind}, not {value!r}; e.g. {param}={default!r}"
+    assert reg.create("sprocket", steps=3, step_size=1).steps == 3  # an int is a fine float
+
+
 def test_names_are_sorted_and_filtered_with_fnmatch() -> None:
     reg = _fresh()
     for name in ("pgd_l2", "apgd", "pgd", "fgsm"):

@@ -73,6 +73,11 @@ def test_unknown_parameter_names_line_path_and_suggestion(tmp_path: Path) -> Non
     assert "suite.yaml:16 checks[1].params.stepz: unknown parameter of pgd; did you mean steps" in msg
 
 
+def test_parameter_of_the_wrong_kind_names_line_value_and_default(tmp_path: Path) -> None:
+    msg = error_of(tmp_path, GOOD.replace("params: {steps: 5}", "params:\n      steps: five"))
+    assert "suite.yaml:16 checks[1].params.steps: pgd takes a whole number, not 'five'; e.g. steps=40" in msg
+
+
 @pytest.mark.parametrize(
     ("old", "new", "expected"),
     [
