@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import inspect
 import logging
 import numbers
 from collections.abc import Callable, Mapping
@@ -91,13 +92,15 @@ class Registry(Generic[T]):
         if not dataclasses.is_dataclass(cls):
             return []
         out = []
+        docs = arg_docs(cls)
         for f in dataclasses.fields(cls):
             if not f.init:
                 continue
             default = f.default if f.default is not dataclasses.MISSING else None
             if f.default_factory is not dataclasses.MISSING:
                 default = f.default_factory()
-            out.append(ParamInfo(f.name, str(f.type), default, str(f.metadata.get("doc", ""))))
+            doc = str(f.metadata.get("doc", "")) or docs.get(f.name, "")
+            out.append(ParamInfo(f.name, str(f.type), default, doc))
         return out
 
     def check_params(self, name: str, params: Mapping[str, Any]) -> None:
@@ -135,6 +138,38 @@ class Registry(Generic[T]):
     def __contains__(self, name: object) -> bool:
         self.load_plugins()
         return name in self._classes
+
+
+def arg_docs(cls: type) -> dict[str, str]:
+    """Parameter docs from the ``Args:`` sections of ``cls``'s docstrings (its own first, then its
+    bases'): ``name: text`` or ``a, b: text`` lines, continuation lines joined, at most 120 chars."""
+    docs: dict[str, str] = {}
+    for klass in cls.__mro__:
+        lines = inspect.cleandoc(klass.__dict__.get("__doc__") or "").splitlines()
+        start = next((k + 1 for k, line in enumerate(lines) if line.strip() == "Args:"), len(lines))
+        names: list[str] = []
+        mine: set[str] = set()  # documented first by this class: its continuation lines belong to it
+        arg_indent = None
+        for line in lines[start:]:
+            stripped = line.strip()
+            indent = len(line) - len(line.lstrip())
+            if not stripped:
+                continue
+            if indent == 0:  # the next section (Shape:, Returns:, ...)
+                break
+            head, sep, text = stripped.partition(": ")
+            params = [n.strip() for n in head.split(",")]
+            if sep and (arg_indent is None or indent <= arg_indent) and all(n.isidentifier() for n in params):
+                arg_indent, names = indent, params
+                for n in names:
+                    if n not in docs:
+                        docs[n] = text
+                        mine.add(n)
+            else:
+                for n in names:
+                    if n in mine:
+                        docs[n] = f"{docs[n]} {stripped}"
+    return {k: v if len(v) <= 120 else v[:117].rstrip() + "..." for k, v in docs.items()}
 
 
 def _is_int(v: Any) -> bool:

@@ -58,6 +58,41 @@ def test_duplicate_names_raise_unless_replace() -> None:
     assert reg.get("sprocket") is Other
 
 
+def test_parameter_docs_come_from_the_args_sections_of_the_docstrings() -> None:
+    @dataclass(frozen=True)
+    class Base:
+        """Base.
+
+        Args:
+            steps: gradient steps,
+                per restart.
+            rate: base text.
+        """
+
+        steps: int = 1
+        rate: float = 0.1
+
+    @dataclass(frozen=True)
+    class Child(Base):
+        """Child.
+
+        Args:
+            rate, scale: shared text that the child
+                continues here.
+
+        Shape: not an argument.
+        """
+
+        scale: float = 1.0
+        extra: int = 0
+
+    reg = _fresh()
+    reg.register("child")(Child)
+    docs = {p.name: p.doc for p in reg.params("child")}
+    assert docs == {"steps": "gradient steps, per restart.", "rate": "shared text that the child continues here.",
+                    "scale": "shared text that the child continues here.", "extra": ""}  # fmt: skip
+
+
 def test_unknown_names_and_parameters_suggest_the_closest() -> None:
     reg = _fresh()
     reg.register("sprocket")(Sprocket)

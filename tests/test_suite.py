@@ -199,6 +199,6 @@ def test_dump_defaults_is_a_valid_suite_whose_blocks_load(tmp_path: Path) -> Non
     start = lines.index("  # - id: pgd")
     end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("  # - id:")), len(lines))
     block = ["  " + line[4:] for line in lines[start:end]]
-    assert "  #     steps: 40  # int" in lines[start:end]
+    assert "  #     steps: 40  # int gradient steps per restart." in lines[start:end]  # doc from Args:
     suite = load_suite(write(tmp_path, "\n".join(lines[:start] + block + lines[end:]) + "\n", "pgd.yaml"))
     assert [c.id for c in suite.checks] == ["clean", "pgd"] and suite.checks[1].param_dict["steps"] == 40
