@@ -32,16 +32,19 @@ class Robustness:
         n: use at most this many samples (marker ``n``; ``--rb-quick`` caps it further).
         budget_s: fail the test when its robustness work takes longer (marker ``budget_s``).
         quick: use each attack's ``quick_params`` (``--rb-quick``).
+        device: torch device for attacks and suites (``--rb-device``, e.g. ``cuda``); verifiers
+            and detectors run where the model was loaded (the SMT verifier works on the CPU).
     """
 
     def __init__(self, session: Any, nodeid: str, *, seed: int = 0, n: int | None = None,
-                 budget_s: float | None = None, quick: bool = False) -> None:  # fmt: skip
+                 budget_s: float | None = None, quick: bool = False, device: str | None = None) -> None:  # fmt: skip
         self._session = session
         self.nodeid = nodeid
         self.seed = seed
         self.n = n
         self.budget_s = budget_s
         self.quick = quick
+        self.device = device
         self.elapsed_s = 0.0
 
     # ------------------------------------------------------------ helpers
@@ -81,6 +84,8 @@ class Robustness:
             params = {**params, **ATTACKS.get(name).quick_params}
         attack, threat, model = create_attack(name, **params), ThreatModel.parse(threat), self._model(model)
         x, y = self._data(data)
+        if self.device:
+            model, x, y = model.to(self.device), x.to(self.device), y.to(self.device)
         result = attack(model, x, y, threat, seed=self.seed)
         self._record(CheckResult(
             id=f"{self.nodeid}::{name}@{threat.name}", kind="attack", component=name, threat=threat.name,
@@ -128,6 +133,8 @@ class Robustness:
 
         kw.setdefault("quick", self.quick)
         kw.setdefault("seed", self.seed)
+        if self.device:
+            kw.setdefault("device", self.device)
         if self.n is not None:
             kw.setdefault("n", self.n)
         report = run_suite(path, model, **kw)

@@ -36,7 +36,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--rb-report", metavar="PATH", help="write the session's robustness report (JSON) here")
     group.addoption("--rb-quick", action="store_true", help="fewer samples and each attack's quick settings")
     group.addoption("--rb-seed", type=int, metavar="SEED", help="seed for every robustness test and suite")
-    group.addoption("--rb-device", metavar="DEVICE", help="torch device for suites (e.g. cuda)")
+    group.addoption("--rb-device", metavar="DEVICE", help="torch device for suites and the robustness fixture's attacks (e.g. cuda)")
     group.addoption("--rb-skip", action="store_true",
                     help="skip robustness tests (YAML suite checks and tests using the robustness fixture)")
     group.addoption("--rb-only", action="store_true", help="run only robustness tests; skip every other test")
@@ -128,6 +128,7 @@ def robustness(request: pytest.FixtureRequest) -> Any:
     return Robustness(
         config.stash[_SESSION], request.node.nodeid, seed=int(settings.get("seed", 0)), n=settings.get("n"),
         budget_s=settings.get("budget_s"), quick=bool(config.getoption("--rb-quick")),
+        device=config.getoption("--rb-device"),
     )  # fmt: skip
 
 

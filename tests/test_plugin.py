@@ -129,12 +129,13 @@ def test_rb_skip_and_rb_only_select_by_the_robustness_fixture(pytester: pytest.P
 
         @pytest.mark.robustness(n=8)
         def test_attack(robustness):
+            assert robustness.device == "cpu"  # --rb-device reaches the fixture
             assert robustness.attack("fgsm", "zoo:digits-cnn", "digits", "linf:0.1").success.shape == (8,)
     """)
     skipped = pytester.runpytest("-p", "no:cacheprovider", "--rb-skip", "-rs")
     skipped.assert_outcomes(passed=1, skipped=3)
     skipped.stdout.fnmatch_lines(["*robustness test (--rb-skip)*"])
-    only = pytester.runpytest("-p", "no:cacheprovider", "--rb-only", "-rs")
+    only = pytester.runpytest("-p", "no:cacheprovider", "--rb-only", "--rb-device=cpu", "-rs")
     only.assert_outcomes(passed=3, skipped=1)
     only.stdout.fnmatch_lines(["*not a robustness test (--rb-only)*"])
     both = pytester.runpytest("-p", "no:cacheprovider", "--rb-skip", "--rb-only")
