@@ -127,10 +127,14 @@ class SmtVerifier(Verifier):
 
     def verify(self, model: Model, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel | str, *,
                timeout_s: float = 60.0) -> VerificationResult:
-        """Local robustness of each ``x[i]`` (N, ...) with label ``y[i]``; ``timeout_s`` per sample."""
+        """Local robustness of each ``x[i]`` (N, ...) with label ``y[i]``; ``timeout_s`` per sample.
+
+        Runs on the CPU whatever the model's device; counterexamples are CPU tensors."""
         threat = ThreatModel.parse(threat)
         start = time.monotonic()
         n = int(x.shape[0])
+        # The verifier works in numpy/z3 on the CPU; a model or data on an accelerator comes along.
+        model, x, y = model.to("cpu"), x.detach().cpu(), y.cpu()
         try:
             net = lower_model(model)
         except UnsupportedLayerError as exc:
