@@ -43,9 +43,8 @@ class _Squeeze(nn.Module):
         x = self.squeeze(x)
         if self.mean is not None and self.std is not None:
             shape = (1, -1) + (1,) * (x.dim() - 2)
-            x = (x - torch.as_tensor(self.mean, dtype=x.dtype).reshape(shape)) / torch.as_tensor(
-                self.std, dtype=x.dtype
-            ).reshape(shape)
+            mean = torch.as_tensor(self.mean, dtype=x.dtype, device=x.device).reshape(shape)
+            x = (x - mean) / torch.as_tensor(self.std, dtype=x.dtype, device=x.device).reshape(shape)
         return self.inner(x)
 
 
