@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
+import os
 import platform
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -131,20 +133,24 @@ def environment(**extra: Any) -> dict[str, Any]:
         "numpy": numpy.__version__,
         "platform": platform.platform(),
         "threads": torch.get_num_threads(),
-        **({"git_sha": sha} if (sha := _git_sha()) else {}),
+        **({"git_sha": sha} if (sha := _git_sha(os.getcwd())) else {}),
         **extra,
     }
 
 
-def _git_sha() -> str | None:
-    """HEAD of the git checkout the run starts in (the user's project), or None outside one."""
+@functools.lru_cache(maxsize=8)
+def _git_sha(cwd: str) -> str | None:
+    """HEAD of the git checkout at ``cwd`` (the user's project), or None outside one; asked once
+    per folder and process, since every report of a run records it."""
     import subprocess
 
     try:
-        out = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, timeout=5)
+        out = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=cwd, capture_output=True, text=True,
+                             timeout=5)  # fmt: skip
     except (OSError, subprocess.SubprocessError):  # no git binary, or it hung
         return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
+    sha = out.stdout.strip()
+    return sha if out.returncode == 0 and sha else None
 
 
 def write_atomic(path: str | Path, text: str) -> None:
