@@ -21,3 +21,15 @@ def test_plugins_are_namespaced() -> None:
     assert "pgd" in rbl.list_attacks()
     assert "attacks" not in sys.modules
     assert sys.modules["robustbench_lite.attacks"].__name__ == "robustbench_lite.attacks"
+
+
+def test_every_public_name_resolves_lazily_from_the_module_listed_for_it() -> None:
+    """``__init__`` lists each public name twice (typing imports and the lazy table): keep them in step."""
+    import importlib
+
+    import robustbench_lite as rbl
+
+    assert set(rbl.__all__) == {*rbl._LAZY, "__version__", "zoo"}
+    for name, module in rbl._LAZY.items():
+        assert getattr(rbl, name) is getattr(importlib.import_module(module), name)
+    assert rbl.zoo.__name__ == "robustbench_lite.zoo" and "Model" in dir(rbl)
