@@ -28,7 +28,7 @@ def format_for(path: str | Path | None, fmt: str | None) -> str:
 def render(report: Report, fmt: str) -> str:
     """``report`` in format ``fmt`` (one of :data:`FORMATS`)."""
     if fmt == "table":
-        return report.to_table()
+        return "\n".join([report.to_table(), *detection_messages(report)])
     if fmt == "json":
         return report.to_json()
     if fmt == "md":
@@ -58,6 +58,19 @@ def soundness_messages(report: Report) -> list[str]:
     return [f"{r.id}: {r.detail['soundness']}" for r in report.results if r.detail.get("soundness")]
 
 
+def detection_messages(report: Report) -> list[str]:
+    """One line per flagged detect check: its score and the trigger phrases it recovered."""
+    lines = []
+    for r in report.results:
+        if r.kind != "detect" or not r.values.get("flagged"):
+            continue
+        triggers = list(r.detail.get("evidence", {}).get("triggers", []))
+        shown = ", ".join(repr(str(t)) for t in triggers[:10]) + (f" (+{len(triggers) - 10} more)" if len(triggers) > 10 else "")
+        lines.append(f"{r.id}: {r.component} flagged the model (score {value_text(r.values.get('score'))})"
+                     + (f"; recovered triggers: {shown}" if triggers else ""))
+    return lines
+
+
 def to_markdown(report: Report) -> str:
     """A GitHub-flavoured Markdown summary: verdict, soundness alerts, and a table of checks."""
     verdict = "PASSED" if report.passed else "FAILED"
@@ -75,6 +88,9 @@ def to_markdown(report: Report) -> str:
     failures = [(r.id, f) for r in report.results for f in r.detail.get("failed", [])]
     if failures:
         lines += ["", "## Failed expectations", ""] + [f"- `{cid}`: {f}" for cid, f in failures]
+    detections = detection_messages(report)
+    if detections:
+        lines += ["", "## Detections", ""] + [f"- {m}" for m in detections]
     env = report.env
     lines += ["", f"seed {env.get('seed', '-')}, robustbench_lite {env.get('robustbench_lite', '-')}, "
               f"torch {env.get('torch', '-')}, executor {env.get('executor', '-')}"]  # fmt: skip

@@ -14,7 +14,12 @@ from collections import defaultdict
 from typing import Any
 
 from robustbench_lite.report import CheckResult, Report, format_seconds
-from robustbench_lite.report_formats import MAIN_VALUES, soundness_messages, value_text
+from robustbench_lite.report_formats import (
+    MAIN_VALUES,
+    detection_messages,
+    soundness_messages,
+    value_text,
+)
 
 MAX_GRID_CHECKS = 4
 _CSS = """
@@ -45,6 +50,9 @@ def to_html(report: Report) -> str:
     ]  # fmt: skip
     parts += [f"<div class='alert'>{_e(m)}</div>" for m in soundness_messages(report)]
     parts += ["<h2>Checks</h2>", _table(report)]
+    detections = detection_messages(report)
+    if detections:
+        parts += ["<h2>Detections</h2>", "<ul>", *(f"<li>{_e(m)}</li>" for m in detections), "</ul>"]
     sweep = _sweep_figure(report.results)
     if sweep:
         parts += ["<h2>Robust accuracy against epsilon</h2>", _img(sweep, "robust accuracy against eps")]

@@ -113,3 +113,17 @@ def test_html_renders_in_a_headless_browser(tmp_path: Path) -> None:
     pixels = imread(shot)
     assert pixels.shape[:2] == (1600, 1200)
     assert pixels[..., :3].std() > 0.05  # the page drew content, not a blank sheet
+
+
+def test_flagged_detection_shows_its_recovered_triggers_in_every_human_format() -> None:
+    def scan(cid: str, flagged: bool, triggers: list[str]) -> CheckResult:
+        return CheckResult(cid, "detect", "tminer", None, not flagged, {"flagged": flagged, "score": float(len(triggers))},
+                           ("flagged == false",), 40.0, {"threshold": 1.0, "evidence": {"triggers": triggers}})
+
+    report = Report(suite="trojans", model="zoo:text", env={"seed": 0},
+                    results=(scan("scan-a", True, ["deceptively reacting", "reacting"]), scan("scan-b", False, [])))
+    line = "scan-a: tminer flagged the model (score 2.0000); recovered triggers: 'deceptively reacting', 'reacting'"
+    for fmt in ("md", "table", "html"):
+        text = render(report, fmt).replace("&#x27;", "'")
+        assert line in text, fmt
+        assert "scan-b: tminer flagged" not in text, fmt

@@ -81,7 +81,7 @@ def run_and_report(args: argparse.Namespace, suite: str, model: Any) -> int:
     if args.report:
         write_atomic(args.report, render(report, fmt))
         if not args.quiet:
-            print(report.to_table())
+            print(render(report, "table"))
     elif not args.quiet:
         print(render(report, fmt), end="" if fmt in ("md", "junit", "html") else "\n")
     for message in soundness_messages(report):
