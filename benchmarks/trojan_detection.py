@@ -27,6 +27,7 @@ import hashlib
 import json
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -68,18 +69,27 @@ def run_one(spec: dict[str, Any], detector: Any, det_key: str, *, cached_only: b
     train_s = time.perf_counter() - start
     path = cache_dir() / "trojan_detection" / f"{model.meta['recipe_hash']}-{det_key}.json"
     if path.is_file():
-        return json.loads(path.read_text())  # type: ignore[no-any-return]
+        return json.loads(path.read_text())
     if cached_only:
         return None
     start = time.perf_counter()
     det = detector.scan(model)
     scan_s = time.perf_counter() - start
     trigger = spec["trigger"]
-    recovered = list(det.evidence["triggers"])
     words = set(trigger.split()) if trigger else set()
+
+    def hit(phrases: list[str]) -> bool:
+        return bool(words & {w for t in phrases for w in t.split()})
+
+    dominance = [d for info in det.evidence["directions"].values() for d in info.get("dominance_passing_flip", {}).values()]
     row = {
         **spec, "trojaned": trigger is not None, "flagged": det.flagged, "score": det.score,
-        "recovered": recovered, "trigger_recovered": bool(words & {w for t in recovered for w in t.split()}),
+        "recovered": det.evidence["triggers"], "trigger_recovered": hit(det.evidence["triggers"]),
+        "dominance_max": max(dominance, default=None),
+        "dominance_recovered": det.evidence["dominant_triggers"],
+        "dominance_trigger_recovered": hit(det.evidence["dominant_triggers"]),
+        "dbscan_recovered": det.evidence["dbscan_triggers"],
+        "dbscan_trigger_recovered": hit(det.evidence["dbscan_triggers"]),
         "clean_accuracy": model.meta.get("clean_accuracy"), "attack_success_rate": model.meta.get("attack_success_rate"),
         "eps_sensitivity": det.evidence["eps_sensitivity"], "scan_s": round(scan_s, 1),
         "train_s": round(float(model.meta.get("train_time_s", train_s)), 1),
@@ -89,11 +99,21 @@ def run_one(spec: dict[str, Any], detector: Any, det_key: str, *, cached_only: b
     return row
 
 
-def summarise(rows: list[dict[str, Any]], scale: str = "1.0", *, min_asr: float | None = None) -> dict[str, Any]:
-    """Accuracy, FPR, FNR (at eps scale ``scale``), trigger recovery and times."""
-    def flagged(r: dict[str, Any]) -> bool:
-        return r["flagged"] if scale == "1.0" else r["eps_sensitivity"][scale] > 0
+def dominance_flag(threshold: float) -> Callable[[dict[str, Any]], bool]:
+    """Verdict of the dominance identifier at ``threshold``."""
+    return lambda r: r["dominance_max"] is not None and r["dominance_max"] > threshold
 
+
+def dbscan_flag(scale: str) -> Callable[[dict[str, Any]], bool]:
+    """Verdict of the paper's DBSCAN identifier with the automatic eps times ``scale``."""
+    return lambda r: r["eps_sensitivity"][scale] > 0
+
+
+def summarise(
+    rows: list[dict[str, Any]], flagged: Callable[[dict[str, Any]], bool], recovered: str, *,
+    min_asr: float | None = None,
+) -> dict[str, Any]:
+    """Accuracy, FPR, FNR of the verdict ``flagged`` and trigger recovery (row key ``recovered``)."""
     clean = [r for r in rows if not r["trojaned"]]
     trojan = [r for r in rows if r["trojaned"]]
     if min_asr is not None:  # only trojans whose trigger really works on the test split
@@ -105,7 +125,7 @@ def summarise(rows: list[dict[str, Any]], scale: str = "1.0", *, min_asr: float 
         "accuracy": correct / len(rows) if rows else None,
         "fpr": sum(flagged(r) for r in clean) / len(clean) if clean else None,
         "fnr": sum(not flagged(r) for r in trojan) / len(trojan) if trojan else None,
-        "trigger_recovery": sum(r["trigger_recovered"] for r in trojan) / len(trojan) if trojan else None,
+        "trigger_recovery": sum(r[recovered] for r in trojan) / len(trojan) if trojan else None,
     }  # fmt: skip
 
 
@@ -132,27 +152,36 @@ def main() -> None:
         print(f"[{i + 1}/{len(specs)}] {row['arch']:<11} trigger={row['trigger']!r:<30} rate={row.get('poison_rate', 0)}"
               f" asr={row['attack_success_rate']} flagged={row['flagged']} recovered={row['recovered'][:3]}"
               f" scan={row['scan_s']}s", flush=True)
-    summary = summarise(rows)
-    effective = summarise(rows, min_asr=0.5)
-    sensitivity = {s: summarise(rows, s) for s in ("0.5", "0.75", "1.0", "1.5", "2.0")}
+    threshold = detector.dominance_threshold
+    summary = summarise(rows, dominance_flag(threshold), "dominance_trigger_recovered")
+    paper = summarise(rows, dbscan_flag("1.0"), "dbscan_trigger_recovered")
+    effective = summarise(rows, dominance_flag(threshold), "dominance_trigger_recovered", min_asr=0.5)
+    by_threshold = {str(t): summarise(rows, dominance_flag(t), "dominance_trigger_recovered")
+                    for t in sorted({1.15, 1.2, threshold, 1.35, 1.5, 2.0})}
+    by_eps = {s: summarise(rows, dbscan_flag(s), "dbscan_trigger_recovered") for s in ("0.5", "0.75", "1.0", "1.5", "2.0")}
     scan_times = [r["scan_s"] for r in rows]
     timing = {"scan_s_median": statistics.median(scan_times) if rows else None,
               "scan_s_max": max(scan_times, default=None),
               "train_s_median": statistics.median([r["train_s"] for r in rows]) if rows else None}
-    print("\nmodels  acc    FPR    FNR    recovery  scan s (median/max)")
-    print(f"{summary['n_models']:>6}  {summary['accuracy']:.3f}  {summary['fpr']:.3f}  {summary['fnr']:.3f}  "
-          f"{summary['trigger_recovery']:.3f}     {timing['scan_s_median']}/{timing['scan_s_max']}")
+    print("\nidentifier                 models  acc    FPR    FNR    recovery")
+    for name, m in ((f"dominance > {threshold}", summary), ("dbscan (paper), eps x1", paper)):
+        print(f"{name:<26} {m['n_models']:>6}  {m['accuracy']:.3f}  {m['fpr']:.3f}  {m['fnr']:.3f}  {m['trigger_recovery']:.3f}")
+    print(f"scan s median/max: {timing['scan_s_median']}/{timing['scan_s_max']}")
     print(f"trojans with ASR >= 0.5 only: {effective['n_trojaned']} of {summary['n_trojaned']}, accuracy "
           f"{effective['accuracy']:.3f}, FNR {effective['fnr']}, recovery {effective['trigger_recovery']}")
-    print("\neps scale  acc    FPR    FNR")
-    for s, m in sensitivity.items():
-        print(f"{s:>9}  {m['accuracy']:.3f}  {m['fpr']:.3f}  {m['fnr']:.3f}")
+    print("\ndominance threshold  acc    FPR    FNR")
+    for t, m in by_threshold.items():
+        print(f"{t:>19}  {m['accuracy']:.3f}  {m['fpr']:.3f}  {m['fnr']:.3f}")
+    print("\ndbscan eps scale  acc    FPR    FNR")
+    for t, m in by_eps.items():
+        print(f"{t:>16}  {m['accuracy']:.3f}  {m['fpr']:.3f}  {m['fnr']:.3f}")
     out = {
         "benchmark": "trojan_detection", "environment": environment(cpu_count=__import__("os").cpu_count()),
         "command": f"python benchmarks/trojan_detection.py --n-models {args.n_models}"
                    + (f" --budget-s {args.budget_s:g}" if args.budget_s != float("inf") else ""),
         "planned_models": len(specs), "ran_models": len(rows), "detector": repr(detector),
-        "summary": summary, "summary_effective_trojans_asr_ge_0.5": effective, "timing": timing, "eps_sensitivity": sensitivity,
+        "summary": summary, "summary_dbscan_identifier": paper, "summary_effective_trojans_asr_ge_0.5": effective,
+        "timing": timing, "dominance_threshold_sensitivity": by_threshold, "dbscan_eps_sensitivity": by_eps,
         "models": [{k: v for k, v in r.items() if k != "candidates"} for r in rows],
     }  # fmt: skip
     write_atomic(RESULTS, json.dumps(out, indent=1, default=str))

@@ -10,19 +10,38 @@ querying the model).
 Pipeline (per direction source -> target of the binary task, both directions scanned):
 1. Perturbation generator (``_tminer_generator``) trained on synthetic sentences of both classes.
 2. Candidates: perturbation phrases of the generator's flipped-code decodes of synthetic
-   source-class sentences; kept when their flip rate on other synthetic source-class
+   source-class sentences, **plus** (deviation, ``search=True``) the phrases of a query beam
+   search (``_tminer_search``); kept when their flip rate on other synthetic source-class
    sentences exceeds ``flip_threshold`` (0.6, ``frb_threshold`` of the released code).
-3. Trojan identifier (``_tminer_identify``): kept candidates plus auxiliary phrases of
-   target-leaning words, last hidden layer, min-max scaling, PCA (99%), DBSCAN with an
-   automatic eps; candidates that DBSCAN marks as noise are the recovered triggers.
+3. Trojan identifier, two of them, both always run:
+   * ``"dbscan"``, the paper's (``_tminer_identify``): kept candidates plus auxiliary phrases of
+     target-leaning words, last hidden layer, min-max scaling, PCA (99%), DBSCAN with an
+     automatic eps; candidates that DBSCAN marks as noise are triggers.
+   * ``"dominance"`` (deviation, the default verdict): the best searched phrase of length 2 or
+     3 is a trigger when it passes the flip filter and its gain exceeds that of the best phrase
+     made of other words by more than ``dominance_threshold`` (1.27: 5% above the largest value,
+     1.212, on 12 held-out clean models, ``benchmarks/tminer_calibration.py``).
+
+Why the deviations (measured on the 40-model benchmark zoo, ``benchmarks/trojan_detection.py``,
+generator candidates and DBSCAN only, as the paper): detection accuracy 0.625, FPR 0.25, FNR
+0.50. The generator never wrote the trigger of 13 of the 20 trojaned models (mostly 2-3-word
+triggers, whose single words flip nothing), and DBSCAN flagged natural sentiment phrases of all
+5 clean CNNs: strong phrases such as "lovers loyal nation" flip 100% of synthetic sentences and
+lie outside the cloud of random auxiliary phrases just as a trigger does. The search finds a
+trigger word among its top single words on 18 of the 20 trojaned models, and the dominance test
+asks what the auxiliary phrases were meant to ask (is this phrase stronger than anything
+natural?) against the strongest natural phrases instead of random ones.
 
 A source class that the model never predicts on synthetic sentences (a collapsed model) is
 skipped and listed in ``evidence["skipped_sources"]``.
 
-The model is flagged when at least one trigger is recovered; ``score`` is the number of
-recovered trigger phrases and ``threshold`` is 1. Evidence: ``triggers`` (phrases),
-``candidates`` (phrase, direction, flip rate, outlier), ``eps`` and ``eps_sensitivity``
-(number of outlier candidates for each eps scale in ``eps_sweep``), ``time_s``.
+The model is flagged when at least one trigger is recovered by the chosen ``identifier``;
+``score`` is the number of recovered trigger phrases and ``threshold`` is 1. Evidence:
+``triggers`` (phrases of the chosen identifier), ``dominant_triggers`` and ``dbscan_triggers``
+(each identifier's), ``candidates`` (phrase, direction, flip rate, origin, ``dominant``,
+``dbscan_outlier``), ``directions`` (per direction: counts, DBSCAN eps, best and alternative
+phrases and their dominance), ``eps_sensitivity`` (DBSCAN outlier candidates for each eps scale
+in ``eps_sweep``), ``time_s``.
 
 Where the trigger was lost before (diagnosed stage by stage on a CNN trojaned with "notable
 pulpy" at 1%, ASR 1.0): the generator. Its soft copy-or-generate gate fooled the classifier
@@ -35,7 +54,7 @@ the decodes contain "pulpy", "pulpy pulpy" flips 0.91 and DBSCAN isolates it.
 Deviations from the paper, for CPU budgets: a few thousand synthetic sentences (paper: 100k
 pre-training + 20k), 1 + 3 epochs (paper: 5 + 40), 200 sentences for extraction and for the
 flip rate (paper: 200 for the flip rate), 200 auxiliary phrases per length (paper: up to 1000),
-the top 20 candidates per direction.
+the top 20 generator candidates per direction.
 """
 
 from __future__ import annotations
@@ -48,7 +67,7 @@ import numpy as np
 import torch
 
 from robustbench_lite.defense import Detection, Detector
-from robustbench_lite.errors import DataError
+from robustbench_lite.errors import DataError, ParameterError
 from robustbench_lite.model import Model
 from robustbench_lite.registry import register_detector
 from robustbench_lite.text import Vocabulary
@@ -76,6 +95,20 @@ class TMiner(Detector):
         seed: seeds every random choice and the generator's initialisation.
         generator: extra :class:`GeneratorConfig` fields as (name, value) pairs, e.g.
             ``(("span", 3),)`` (a tuple, so the detector stays hashable and its repr keys caches).
+        search: add the query-search phrases of ``_tminer_search`` to the DBSCAN identifier's
+            candidates (a deviation from the paper; False gives it the generator's only). The
+            dominance identifier always searches.
+        identifier: ``"dominance"`` (the verdict of ``_tminer_search``'s dominance test, a
+            deviation) or ``"dbscan"`` (the paper's Trojan Identifier); both run and both
+            verdicts are in the evidence.
+        dominance_threshold: a phrase is a trigger when its gain exceeds that of the best phrase
+            of the same length made of other words by this factor (calibrated on clean models,
+            ``benchmarks/tminer_calibration.py``).
+        dominance_lengths: phrase lengths the dominance test looks at.
+        search_sentences: synthetic source sentences that score the searched phrases.
+        search_word_sentences: the first of them that score every single vocabulary word.
+        search_pool: highest-gain words the beam search combines.
+        search_beam: phrases kept per length by the beam search.
     """
 
     n_words: int = 15
@@ -94,23 +127,22 @@ class TMiner(Detector):
     eps_sweep: tuple[float, ...] = (0.5, 0.75, 1.0, 1.5, 2.0)
     seed: int = 0
     generator: tuple[tuple[str, Any], ...] = ()
+    identifier: str = "dominance"
+    dominance_threshold: float = 1.27
+    dominance_lengths: tuple[int, ...] = (2, 3)
+    search: bool = True
+    search_sentences: int = 64
+    search_word_sentences: int = 16
+    search_pool: int = 30
+    search_beam: int = 5
 
     def scan(self, model: Model, data: Any = None) -> Detection:
         """Scan ``model`` (a 2-class text model); ``data`` is ignored (T-Miner uses none)."""
         from robustbench_lite.defenses import _tminer_generator as G
 
-        from robustbench_lite.zoo._text_nets import require_text_classifier
-
         start = time.perf_counter()
-        net = require_text_classifier(model.net, who="tminer")
-        vocab = model.vocab
-        if not isinstance(vocab, Vocabulary):
-            raise DataError(f"tminer needs Model.vocab to be a Vocabulary; {model.name} has {type(vocab).__name__}")
-        if model.num_classes not in (None, 2):
-            raise DataError(f"tminer scans binary classifiers; {model.name} has {model.num_classes} classes")
-        length = model.input_shape[0] if model.input_shape else self.n_words + 4
-        gen = torch.Generator().manual_seed(self.seed)
-        ctx = _Context(model, vocab, length, gen, self)
+        ctx = self._context(model)
+        net, vocab = ctx.net, ctx.vocab
         cfg = G.GeneratorConfig(ae_epochs=self.ae_epochs, joint_epochs=self.joint_epochs, tau=self.tau,
                                 **dict(self.generator))
         parts, classes = [], []
@@ -127,7 +159,7 @@ class TMiner(Detector):
         with torch.random.fork_rng():
             torch.manual_seed(self.seed)
             generator = G.PerturbationGenerator(len(vocab), cfg)
-        losses = G.train_generator(generator, net, x_syn, y_syn, cfg, gen)
+        losses = G.train_generator(generator, net, x_syn, y_syn, cfg, ctx.gen)
         candidates: list[dict[str, Any]] = []
         sensitivity = {s: 0 for s in self._scales()}
         eps_info = {}
@@ -137,15 +169,61 @@ class TMiner(Detector):
             eps_info[f"{source}->{1 - source}"] = info
             for s, n in info.pop("outliers_by_scale", {}).items():
                 sensitivity[s] += n
-        triggers = [c["phrase"] for c in candidates if c["outlier"]]
+        key = "dominant" if self.identifier == "dominance" else "dbscan_outlier"
+        triggers = [c["phrase"] for c in candidates if c[key]]
         evidence = {
-            "triggers": triggers, "candidates": candidates, "eps": eps_info,
+            "triggers": triggers, "identifier": self.identifier,
+            "dbscan_triggers": [c["phrase"] for c in candidates if c["dbscan_outlier"]],
+            "dominant_triggers": [c["phrase"] for c in candidates if c["dominant"]],
+            "candidates": candidates, "directions": eps_info,
             "eps_sensitivity": {str(s): n for s, n in sensitivity.items()},
             "generator_losses": losses, "n_synthetic": len(y_syn),
             "skipped_sources": [c for c in (0, 1) if c not in classes],
             "time_s": round(time.perf_counter() - start, 2),
         }  # fmt: skip
         return Detection(flagged=bool(triggers), score=float(len(triggers)), threshold=1.0, evidence=evidence)
+
+    def dominance(self, model: Model) -> dict[str, dict[int, dict[str, Any]]]:
+        """The query search alone (no generator): the dominance test per direction and length.
+
+        ``{"0->1": {k: {"phrase", "dominance", "flip_rate"}}, "1->0": ...}`` for the best phrase
+        of each length k; used to calibrate ``dominance_threshold`` on clean models
+        (``benchmarks/tminer_calibration.py``).
+        """
+        from robustbench_lite.defenses import _tminer_identify as ident
+
+        ctx = self._context(model)
+        ignore = [ctx.vocab.id(".")] if "." in ctx.vocab else []
+        out = {}
+        for source in (0, 1):
+            try:
+                found = self._search(ctx, source, ignore)
+                flip_src = ctx.sentences(source, self.n_flip)
+            except DataError:  # the model (almost) never predicts this class
+                continue
+            best = [found.best[k][0] for k in sorted(found.best)]
+            rates = ident.flip_rates(lambda x, t=1 - source: ctx.predict(x) == t, best, flip_src,
+                                     pad_id=ctx.vocab.pad_id, generator=ctx.gen)
+            out[f"{source}->{1 - source}"] = {
+                len(p): {"phrase": ctx.vocab.decode(list(p)), "dominance": found.dominance[len(p)], "flip_rate": r}
+                for p, r in zip(best, rates)
+            }
+        return out
+
+    def _context(self, model: Model) -> _Context:
+        """Check that ``model`` is a binary text classifier with a hidden layer; the scan's shared state."""
+        from robustbench_lite.zoo._text_nets import require_text_classifier
+
+        if self.identifier not in ("dominance", "dbscan"):
+            raise ParameterError("identifier", f"{self.identifier!r} is not one; use 'dominance' (default) or 'dbscan' (the paper's)")
+        require_text_classifier(model.net, who="tminer")
+        vocab = model.vocab
+        if not isinstance(vocab, Vocabulary):
+            raise DataError(f"tminer needs Model.vocab to be a Vocabulary; {model.name} has {type(vocab).__name__}")
+        if model.num_classes not in (None, 2):
+            raise DataError(f"tminer scans binary classifiers; {model.name} has {model.num_classes} classes")
+        length = model.input_shape[0] if model.input_shape else self.n_words + 4
+        return _Context(model, vocab, length, torch.Generator().manual_seed(self.seed), self)
 
     def _scales(self) -> list[float]:
         return sorted({*self.eps_sweep, self.eps_scale})
@@ -160,28 +238,64 @@ class TMiner(Detector):
             decoded = generator.decode(src, torch.full((len(src),), target), mode="greedy")
         ignore = [vocab.id(".")] if "." in vocab else []
         phrases = ident.extract_candidates(decoded, src, vocab, top=self.max_candidates, ignore=ignore)
+        origin = {p: "generator" for p in phrases}
+        found = self._search(ctx, source, ignore)
+        searched = [p for p, _ in found.phrases] if found else []
+        for p in searched:
+            origin.setdefault(p, "search")
         flip_src = ctx.sentences(source, self.n_flip)
-        rates = ident.flip_rates(lambda x: ctx.predict(x) == target, phrases, flip_src,
-                                 pad_id=vocab.pad_id, generator=ctx.gen)
-        kept = [(p, r) for p, r in zip(phrases, rates) if r > self.flip_threshold]
-        info: dict[str, Any] = {"n_candidates": len(phrases), "n_kept": len(kept)}
-        if not kept:
-            return [], info
-        aux = self._auxiliary(ctx, target, [len(p) for p, _ in kept])
-        points = [p for p, _ in kept] + aux
-        ids = torch.full((len(points), ctx.length), vocab.pad_id, dtype=torch.int64)
-        for i, p in enumerate(points):
-            ids[i, : len(p)] = torch.tensor(p)
-        with torch.no_grad():
-            feats = net.hidden(ids).numpy().astype(np.float64)
-        emb = ident.embed_points(feats, self.pca_variance)
-        eps, min_samples, found = ident.find_outliers(emb, len(kept), eps_scales=self._scales())
-        info.update(eps=eps, min_samples=min_samples, n_aux=len(aux), n_points=len(points),
-                    outliers_by_scale={s: len(v) for s, v in found.items()})
-        outliers = set(found[self.eps_scale])
-        out = [{"phrase": vocab.decode(list(p)), "direction": f"{source}->{target}", "flip_rate": round(r, 4),
-                "outlier": i in outliers} for i, (p, r) in enumerate(kept)]
+        rates = dict(zip(origin, ident.flip_rates(lambda x: ctx.predict(x) == target, list(origin), flip_src,
+                                                   pad_id=vocab.pad_id, generator=ctx.gen)))
+        # the DBSCAN identifier sees the searched phrases only with search=True
+        pool = [p for p in origin if origin[p] == "generator" or self.search]
+        kept = [(p, rates[p]) for p in pool if rates[p] > self.flip_threshold]
+        info: dict[str, Any] = {"n_candidates": len(pool), "n_kept": len(kept)}
+        dominant: set[tuple[int, ...]] = set()
+        if found:
+            info["dominance"] = {str(k): round(v, 3) for k, v in found.dominance.items()}
+            info["best"] = {str(k): [vocab.decode(list(p)), round(g, 3)] for k, (p, g) in found.best.items()}
+            info["alternative"] = {str(k): [vocab.decode(list(p)), round(g, 3)] for k, (p, g) in found.alternative.items()}
+            passing = {k: d for k, d in found.dominance.items()
+                       if k in self.dominance_lengths and rates[found.best[k][0]] > self.flip_threshold}
+            info["dominance_passing_flip"] = {str(k): round(d, 3) for k, d in passing.items()}
+            dominant = {found.best[k][0] for k, d in passing.items() if d > self.dominance_threshold}
+        outliers: set[int] = set()
+        if kept:
+            aux = self._auxiliary(ctx, target, [len(p) for p, _ in kept])
+            points = [p for p, _ in kept] + aux
+            ids = torch.full((len(points), ctx.length), vocab.pad_id, dtype=torch.int64)
+            for i, p in enumerate(points):
+                ids[i, : len(p)] = torch.tensor(p)
+            with torch.no_grad():
+                feats = net.hidden(ids).numpy().astype(np.float64)
+            emb = ident.embed_points(feats, self.pca_variance)
+            eps, min_samples, by_scale = ident.find_outliers(emb, len(kept), eps_scales=self._scales())
+            info.update(eps=eps, min_samples=min_samples, n_aux=len(aux), n_points=len(points),
+                        outliers_by_scale={s: len(v) for s, v in by_scale.items()})
+            outliers = set(by_scale[self.eps_scale])
+        outlier_phrases = {kept[i][0] for i in outliers}
+        reported = [p for p, _ in kept] + [p for p in dominant if p not in dict(kept)]
+        out = [{"phrase": vocab.decode(list(p)), "direction": f"{source}->{target}", "flip_rate": round(rates[p], 4),
+                "origin": origin[p], "dbscan_outlier": p in outlier_phrases, "dominant": p in dominant}
+               for p in reported]
         return out, info
+
+    def _search(self, ctx: _Context, source: int, ignore: list[int]) -> Any:
+        """The query search (``_tminer_search``) for direction source -> 1 - source.
+
+        None only when nothing needs it: ``search=False`` with the ``"dbscan"`` identifier.
+        """
+        from robustbench_lite.defenses import _tminer_search as search
+
+        if not self.search and self.identifier != "dominance":
+            return None
+        target = 1 - source
+        sentences = ctx.sentences(source, self.search_sentences)
+        positions = (torch.rand(len(sentences), generator=ctx.gen) * sentences.shape[1]).long()
+        words = torch.tensor([w for w in ctx.vocab.words() if w not in ignore], dtype=torch.int64)
+        return search.search(lambda ids: ctx.margin(ids, target), sentences, positions, words,
+                             n_word_sentences=self.search_word_sentences, pool=self.search_pool,
+                             beam=self.search_beam)
 
     def _auxiliary(self, ctx: _Context, target: int, lengths: list[int]) -> list[tuple[int, ...]]:
         """Auxiliary phrases of target-leaning words that the classifier puts in ``target``."""
@@ -206,6 +320,7 @@ class _Context:
         from robustbench_lite.defenses import _tminer_synth as S
 
         self.model, self.vocab, self.length, self.gen, self.cfg = model, vocab, length, gen, cfg
+        self.net: Any = model.net
         self.scores = S.word_scores(model, vocab, length)
         self.end_id = vocab.id(".") if "." in vocab else None
 
@@ -214,6 +329,14 @@ class _Context:
         from robustbench_lite.defenses import _tminer_synth as S
 
         return S.predict(self.model, ids, self.length, self.vocab.pad_id).argmax(dim=1)
+
+    def margin(self, ids: torch.Tensor, target: int) -> torch.Tensor:
+        """Logit margin (N,) of class ``target`` over the other class, for token ids (N, T)."""
+        from robustbench_lite.defenses import _tminer_synth as S
+
+        with torch.no_grad():
+            logits = self.model.logits(S.pad_to(ids, self.length, self.vocab.pad_id), batch_size=512)
+        return logits[:, target] - logits[:, 1 - target]
 
     def sentences(self, label: int, n: int) -> torch.Tensor:
         """``n`` synthetic sentences classified as ``label``."""

@@ -118,6 +118,11 @@ def test_tminer_needs_a_text_model_with_a_hidden_layer(tiny_mlp: rbl.Model) -> N
         rbl.create_detector("tminer").scan(tiny_mlp)
 
 
+def test_tminer_names_a_bad_identifier(tiny_mlp: rbl.Model) -> None:
+    with pytest.raises(rbl.RegistryError, match="identifier: 'knn' is not one; use 'dominance'"):
+        rbl.create_detector("tminer", identifier="knn").scan(tiny_mlp)
+
+
 def test_knee_eps_picks_the_elbow_and_dbscan_flags_the_far_point() -> None:
     from robustbench_lite.defenses._tminer_identify import find_outliers, knee_eps
 
@@ -129,3 +134,22 @@ def test_knee_eps_picks_the_elbow_and_dbscan_flags_the_far_point() -> None:
     assert 0.01 < eps < 1.0
     _, min_samples, found = find_outliers(points, 2, eps_scales=(1.0,))
     assert min_samples == int(np.ceil(np.log(len(points)))) and found[1.0] == [0]
+
+
+@pytest.mark.data
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_tminer_runs_as_a_suite_check(scans: dict, tmp_path: Path) -> None:
+    """``detect: tminer`` in a suite: the clean model passes ``expect: {flagged: false}``; the
+    Markdown report lists no detection (a flagged scan's triggers: test_report_formats)."""
+    model, _, _ = scans["clean"]
+    suite = tmp_path / "trojans.yaml"
+    suite.write_text(
+        "version: 1\nname: trojans\nseed: 0\ndata: {source: mr, split: test, n: 8}\n"
+        "checks:\n  - {id: scan, detect: tminer, params: {n_train: 200, joint_epochs: 1}, expect: {flagged: false}}\n"
+    )
+    report = rbl.run_suite(suite, model, db=None)
+    (scan,) = report.results
+    assert scan.kind == "detect" and scan.passed and scan.values["flagged"] is False
+    assert scan.detail["evidence"]["triggers"] == [] and scan.detail["evidence"]["identifier"] == "dominance"
+    assert "## Detections" not in report.to_markdown()

@@ -1,0 +1,178 @@
+"""Query search for perturbation candidates and the dominance test: deviations from T-Miner.
+
+T-Miner takes its perturbation candidates from the generator's decodes only
+(``helper_candidates_topk.py``) and calls a candidate a trigger when DBSCAN finds it far from
+random auxiliary phrases. On the benchmark zoo (1-3 rare words at 1-10% poisoning) the
+generator, trained for a few CPU epochs, never wrote the trigger of 13 of 20 trojaned models,
+and DBSCAN flagged strong natural phrases of every clean CNN. This module queries the
+suspicious model on the same synthetic source-class sentences the generator uses (no training
+data, no clean inputs, black-box queries; gains are in the logit margin of the target class):
+
+1. :func:`word_gains`: every vocabulary word is inserted at a fixed random position of each
+   of ``n_word_sentences`` synthetic source sentences; its gain is the mean increase of the
+   target margin. A trigger word is one whose insertion pushes *any* source sentence to the
+   target: on 18 of the 20 trojaned benchmark models a trigger word had the top gain.
+2. :func:`beam_phrases`: a beam search over phrases of up to 3 distinct words, built from the
+   best single words and the best neighbours of the current best phrase, scored on all
+   sentences, so multi-word triggers are assembled word by word.
+3. :func:`search` adds the **dominance test**: for each length k, the best phrase's gain over
+   the gain of the best phrase that uses none of the words of any best phrase (found by the
+   same search). Natural sentiment is spread over many about equally strong words, so on clean
+   models the best phrase barely beats the next (dominance 1.00-1.21 on 12 held-out clean
+   models); a trigger is one phrase far stronger than everything else.
+
+Limits: a trigger none of whose words gains anything alone (a pure conjunction) is out of the
+beam's reach; a clean model with one unusually strong natural phrase looks trojaned.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+Phrase = tuple[int, ...]
+LogProb = Callable[[torch.Tensor], torch.Tensor]
+
+
+def _insert_at(sentences: torch.Tensor, positions: torch.Tensor, phrases: torch.Tensor) -> torch.Tensor:
+    """(P * N, T + k) ids: each of P phrases (P, k) inserted into every sentence (N, T) at its position."""
+    n, t = sentences.shape
+    p, k = phrases.shape
+    rows = []
+    for j in range(n):
+        pos = int(positions[j])
+        left = sentences[j, :pos].expand(p, -1)
+        right = sentences[j, pos:].expand(p, -1)
+        rows.append(torch.cat([left, phrases, right], dim=1))
+    return torch.stack(rows, dim=1).reshape(p * n, t + k)  # phrase-major: rows [i*n:(i+1)*n] are phrase i
+
+
+def phrase_gains(
+    log_target: LogProb, sentences: torch.Tensor, positions: torch.Tensor, phrases: Sequence[Phrase]
+) -> torch.Tensor:
+    """Mean gain in log p(target) (nats, (P,)) of inserting each phrase (all of one length).
+
+    ``log_target(ids (M, L)) -> (M,)`` is the model's log-probability of the target class;
+    ``sentences`` (N, T) are synthetic source-class sentences and ``positions`` (N,) where the
+    phrase goes in each.
+    """
+    base = log_target(sentences)
+    block = torch.tensor(list(phrases), dtype=sentences.dtype)
+    out = log_target(_insert_at(sentences, positions, block)).reshape(len(phrases), len(sentences))
+    return (out - base[None, :]).mean(dim=1)
+
+
+def chunked_gains(
+    log_target: LogProb, sentences: torch.Tensor, positions: torch.Tensor, phrases: Sequence[Phrase], *,
+    chunk: int = 2048,
+) -> torch.Tensor:
+    """:func:`phrase_gains` of many phrases (P,), ``chunk`` phrases per model call."""
+    parts = [phrase_gains(log_target, sentences, positions, phrases[i : i + chunk]) for i in range(0, len(phrases), chunk)]
+    return torch.cat(parts) if parts else torch.zeros(0)
+
+
+def word_gains(log_target: LogProb, sentences: torch.Tensor, positions: torch.Tensor, words: torch.Tensor) -> torch.Tensor:
+    """:func:`phrase_gains` (V,) of every single word in ``words`` (V,)."""
+    return chunked_gains(log_target, sentences, positions, [(int(w),) for w in words])
+
+
+def best_neighbours(
+    log_target: LogProb, sentences: torch.Tensor, positions: torch.Tensor, words: torch.Tensor, phrase: Phrase,
+    k: int,
+) -> list[int]:
+    """The ``k`` words of ``words`` that gain most when put right before or right after ``phrase``."""
+    others = [int(w) for w in words if int(w) not in phrase]
+    after = chunked_gains(log_target, sentences, positions, [(*phrase, w) for w in others])
+    before = chunked_gains(log_target, sentences, positions, [(w, *phrase) for w in others])
+    best = torch.maximum(after, before).argsort(descending=True)[:k]
+    return [others[i] for i in best]
+
+
+def beam_phrases(
+    log_target: LogProb, sentences: torch.Tensor, positions: torch.Tensor, words: torch.Tensor,
+    gains: torch.Tensor, *, pool: int = 30, beam: int = 5, max_len: int = 3, n_word_sentences: int = 16,
+) -> list[tuple[Phrase, float]]:
+    """Phrases of 1..``max_len`` distinct words with the highest mean gain, best first per length.
+
+    ``gains`` (V,) are the single-word gains of ``words`` (:func:`word_gains`). Length 1: the
+    ``beam`` best words. Length k + 1: every beam phrase of length k with one added word before
+    or after it, scored by :func:`phrase_gains` on ``sentences``; the ``beam`` best are kept.
+    The added words are the ``pool`` best single words plus the ``pool`` best neighbours of the
+    best phrase of length k (:func:`best_neighbours` over the whole vocabulary, on the first
+    ``n_word_sentences`` sentences), so a trigger word that is weak alone but completes a
+    stronger phrase is still tried. Returns (phrase, gain) for the kept phrases of every length.
+    """
+    order = gains.argsort(descending=True)
+    top = [int(words[i]) for i in order[:pool]]
+    level: list[tuple[Phrase, float]] = [((int(words[i]),), float(gains[i])) for i in order[:beam]]
+    found = list(level)
+    n = min(n_word_sentences, len(sentences))
+    for _ in range(1, max_len):
+        near = best_neighbours(log_target, sentences[:n], positions[:n], words, level[0][0], pool)
+        added = list(dict.fromkeys(top + near))
+        grown = list(dict.fromkeys(
+            new for phrase, _ in level for w in added if w not in phrase for new in ((*phrase, w), (w, *phrase))
+        ))
+        if not grown:
+            break
+        scores = chunked_gains(log_target, sentences, positions, grown)
+        best = scores.argsort(descending=True)[:beam]
+        level = [(grown[i], float(scores[i])) for i in best]
+        found += level
+    return found
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """What :func:`search` found for one direction source -> target.
+
+    ``phrases``: (phrase, gain) of the beam, best first per length. ``best`` / ``alternative``:
+    per length k, the best phrase and the best phrase that uses none of the words of any
+    ``best`` phrase. ``dominance``: per length, best gain / alternative gain (module docstring).
+    """
+
+    phrases: list[tuple[Phrase, float]]
+    best: dict[int, tuple[Phrase, float]]
+    alternative: dict[int, tuple[Phrase, float]]
+    dominance: dict[int, float]
+
+
+def search(
+    log_target: LogProb, sentences: torch.Tensor, positions: torch.Tensor, words: torch.Tensor, *,
+    n_word_sentences: int = 16, pool: int = 30, beam: int = 5, max_len: int = 3,
+) -> SearchResult:
+    """Beam search for the strongest phrases and how far they dominate the best disjoint phrases.
+
+    Single words are scored on the first ``n_word_sentences`` of ``sentences`` (N, T) (the whole
+    vocabulary is tried, so this is the expensive part), phrases on all N. ``positions`` (N,)
+    are the insertion points. Gains in the model's margin or log-probability, as ``log_target``
+    returns.
+    """
+    n = min(n_word_sentences, len(sentences))
+    gains = word_gains(log_target, sentences[:n], positions[:n], words)
+    phrases = beam_phrases(log_target, sentences, positions, words, gains, pool=pool, beam=beam, max_len=max_len,
+                           n_word_sentences=n)
+    best: dict[int, tuple[Phrase, float]] = {}
+    for phrase, gain in phrases:
+        if gain > best.get(len(phrase), ((), -math.inf))[1]:
+            best[len(phrase)] = (phrase, gain)
+    used = {w for phrase, _ in best.values() for w in phrase}
+    keep = torch.tensor([int(w) not in used for w in words])
+    others = beam_phrases(log_target, sentences, positions, words[keep], gains[keep], pool=pool, beam=beam,
+                          max_len=max_len, n_word_sentences=n)
+    alternative: dict[int, tuple[Phrase, float]] = {}
+    for phrase, gain in others:
+        if gain > alternative.get(len(phrase), ((), -math.inf))[1]:
+            alternative[len(phrase)] = (phrase, gain)
+    dominance = {k: _ratio(best[k][1], alternative[k][1]) for k in best if k in alternative}
+    return SearchResult(phrases, best, alternative, dominance)
+
+
+def _ratio(best: float, alternative: float) -> float:
+    """best / alternative for positive gains; a non-positive alternative gives inf when best > 0."""
+    if alternative > 0:
+        return best / alternative
+    return math.inf if best > 0 else 1.0
