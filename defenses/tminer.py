@@ -107,7 +107,8 @@ class TMiner(Detector):
         dominance_lengths: phrase lengths the dominance test looks at.
         search_sentences: synthetic source sentences that score the searched phrases.
         search_word_sentences: the first of them that score every single vocabulary word.
-        search_pool: highest-gain words the beam search combines.
+        search_pool: words the beam search tries adding at each step, from the best single words
+            and as many from the best neighbours of the current best phrase.
         search_beam: phrases kept per length by the beam search.
     """
 
