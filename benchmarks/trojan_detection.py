@@ -12,12 +12,14 @@ the model's recipe hash and the detector settings), so the script resumes where 
 
 Metrics: detection accuracy, false-positive rate (clean models flagged), false-negative rate
 (trojaned models missed), trigger recovery (a trojaned model whose recovered phrases contain the
-true trigger or one of its words), time per model (scan; training reported separately), and
-the detection accuracy / FPR / FNR when the automatic DBSCAN eps is scaled by 0.5-2.
+true trigger or one of its words), time per model (scan; training reported separately). One
+scan gives the verdicts of both identifiers (``defenses/tminer.py``): the default dominance
+test, also at other thresholds, and the paper's DBSCAN, also with the automatic eps scaled by
+0.5-2.
 
-Full run:  python benchmarks/trojan_detection.py --n-models 40
-Bounded:   python benchmarks/trojan_detection.py --n-models 40 --budget-s 3100   (resumes from the cache)
-Larger generator budget: --detector-params '{"joint_epochs": 8, "n_train": 2000}' (~4x the scan time)
+Full run:  python benchmarks/trojan_detection.py --n-models 40                       (~45 min)
+Bounded:   python benchmarks/trojan_detection.py --n-models 40 --budget-s 1800   (resumes from the cache)
+The paper's pipeline alone: --detector-params '{"identifier": "dbscan", "search": false}'
 """
 
 from __future__ import annotations
