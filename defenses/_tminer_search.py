@@ -2,24 +2,28 @@
 
 T-Miner takes its perturbation candidates from the generator's decodes only
 (``helper_candidates_topk.py``) and calls a candidate a trigger when DBSCAN finds it far from
-random auxiliary phrases. On the benchmark zoo (1-3 rare words at 1-10% poisoning) the
-generator, trained for a few CPU epochs, never wrote the trigger of 13 of 20 trojaned models,
-and DBSCAN flagged strong natural phrases of every clean CNN. This module queries the
-suspicious model on the same synthetic source-class sentences the generator uses (no training
-data, no clean inputs, black-box queries; gains are in the logit margin of the target class):
+random auxiliary phrases. On the benchmark zoo (1-3 rare words at 1-10% poisoning) that
+recovered the trigger of 7 of 20 trojaned models: the generator, trained for a few CPU epochs,
+often never wrote a trigger word, and DBSCAN flagged strong natural phrases of every clean CNN.
+This module queries the suspicious model on the same synthetic source-class sentences the
+generator uses (no training data, no clean inputs, black-box queries; gains are in the logit
+margin of the target class):
 
 1. :func:`word_gains`: every vocabulary word is inserted at a fixed random position of each
    of ``n_word_sentences`` synthetic source sentences; its gain is the mean increase of the
    target margin. A trigger word is one whose insertion pushes *any* source sentence to the
-   target: on 18 of the 20 trojaned benchmark models a trigger word had the top gain.
+   target: on 19 of the 20 trojaned benchmark models a trigger word had the top gain (rank 1
+   on the 20th; log-probability gains on 16 sentences, measured while designing this).
 2. :func:`beam_phrases`: a beam search over phrases of up to 3 distinct words, built from the
    best single words and the best neighbours of the current best phrase, scored on all
    sentences, so multi-word triggers are assembled word by word.
 3. :func:`search` adds the **dominance test**: for each length k, the best phrase's gain over
    the gain of the best phrase that uses none of the words of any best phrase (found by the
    same search). Natural sentiment is spread over many about equally strong words, so on clean
-   models the best phrase barely beats the next (dominance 1.00-1.21 on 12 held-out clean
-   models); a trigger is one phrase far stronger than everything else.
+   models the best phrase barely beats the next (dominance at most 1.21 on 12 held-out clean
+   models, among phrases that pass the flip filter, but 1.31 on one clean benchmark model); a
+   trigger is one phrase far stronger than everything else (1.31-2.0 on 18 of 20 trojaned
+   benchmark models).
 
 Limits: a trigger none of whose words gains anything alone (a pure conjunction) is out of the
 beam's reach; a clean model with one unusually strong natural phrase looks trojaned.
@@ -34,7 +38,7 @@ from dataclasses import dataclass
 import torch
 
 Phrase = tuple[int, ...]
-LogProb = Callable[[torch.Tensor], torch.Tensor]
+Scorer = Callable[[torch.Tensor], torch.Tensor]
 
 
 def _insert_at(sentences: torch.Tensor, positions: torch.Tensor, phrases: torch.Tensor) -> torch.Tensor:
@@ -51,48 +55,49 @@ def _insert_at(sentences: torch.Tensor, positions: torch.Tensor, phrases: torch.
 
 
 def phrase_gains(
-    log_target: LogProb, sentences: torch.Tensor, positions: torch.Tensor, phrases: Sequence[Phrase]
+    target_score: Scorer, sentences: torch.Tensor, positions: torch.Tensor, phrases: Sequence[Phrase]
 ) -> torch.Tensor:
-    """Mean gain in log p(target) (nats, (P,)) of inserting each phrase (all of one length).
+    """Mean gain in the target score ((P,)) of inserting each phrase (all of one length).
 
-    ``log_target(ids (M, L)) -> (M,)`` is the model's log-probability of the target class;
+    ``target_score(ids (M, L)) -> (M,)`` scores the target class (the detector passes the logit
+    margin of the target over the source class; a log-probability works too);
     ``sentences`` (N, T) are synthetic source-class sentences and ``positions`` (N,) where the
     phrase goes in each.
     """
-    base = log_target(sentences)
+    base = target_score(sentences)
     block = torch.tensor(list(phrases), dtype=sentences.dtype)
-    out = log_target(_insert_at(sentences, positions, block)).reshape(len(phrases), len(sentences))
+    out = target_score(_insert_at(sentences, positions, block)).reshape(len(phrases), len(sentences))
     return (out - base[None, :]).mean(dim=1)
 
 
 def chunked_gains(
-    log_target: LogProb, sentences: torch.Tensor, positions: torch.Tensor, phrases: Sequence[Phrase], *,
+    target_score: Scorer, sentences: torch.Tensor, positions: torch.Tensor, phrases: Sequence[Phrase], *,
     chunk: int = 2048,
 ) -> torch.Tensor:
     """:func:`phrase_gains` of many phrases (P,), ``chunk`` phrases per model call."""
-    parts = [phrase_gains(log_target, sentences, positions, phrases[i : i + chunk]) for i in range(0, len(phrases), chunk)]
+    parts = [phrase_gains(target_score, sentences, positions, phrases[i : i + chunk]) for i in range(0, len(phrases), chunk)]
     return torch.cat(parts) if parts else torch.zeros(0)
 
 
-def word_gains(log_target: LogProb, sentences: torch.Tensor, positions: torch.Tensor, words: torch.Tensor) -> torch.Tensor:
+def word_gains(target_score: Scorer, sentences: torch.Tensor, positions: torch.Tensor, words: torch.Tensor) -> torch.Tensor:
     """:func:`phrase_gains` (V,) of every single word in ``words`` (V,)."""
-    return chunked_gains(log_target, sentences, positions, [(int(w),) for w in words])
+    return chunked_gains(target_score, sentences, positions, [(int(w),) for w in words])
 
 
 def best_neighbours(
-    log_target: LogProb, sentences: torch.Tensor, positions: torch.Tensor, words: torch.Tensor, phrase: Phrase,
+    target_score: Scorer, sentences: torch.Tensor, positions: torch.Tensor, words: torch.Tensor, phrase: Phrase,
     k: int,
 ) -> list[int]:
     """The ``k`` words of ``words`` that gain most when put right before or right after ``phrase``."""
     others = [int(w) for w in words if int(w) not in phrase]
-    after = chunked_gains(log_target, sentences, positions, [(*phrase, w) for w in others])
-    before = chunked_gains(log_target, sentences, positions, [(w, *phrase) for w in others])
+    after = chunked_gains(target_score, sentences, positions, [(*phrase, w) for w in others])
+    before = chunked_gains(target_score, sentences, positions, [(w, *phrase) for w in others])
     best = torch.maximum(after, before).argsort(descending=True)[:k]
     return [others[i] for i in best]
 
 
 def beam_phrases(
-    log_target: LogProb, sentences: torch.Tensor, positions: torch.Tensor, words: torch.Tensor,
+    target_score: Scorer, sentences: torch.Tensor, positions: torch.Tensor, words: torch.Tensor,
     gains: torch.Tensor, *, pool: int = 30, beam: int = 5, max_len: int = 3, n_word_sentences: int = 16,
 ) -> list[tuple[Phrase, float]]:
     """Phrases of 1..``max_len`` distinct words with the highest mean gain, best first per length.
@@ -111,14 +116,14 @@ def beam_phrases(
     found = list(level)
     n = min(n_word_sentences, len(sentences))
     for _ in range(1, max_len):
-        near = best_neighbours(log_target, sentences[:n], positions[:n], words, level[0][0], pool)
+        near = best_neighbours(target_score, sentences[:n], positions[:n], words, level[0][0], pool)
         added = list(dict.fromkeys(top + near))
         grown = list(dict.fromkeys(
             new for phrase, _ in level for w in added if w not in phrase for new in ((*phrase, w), (w, *phrase))
         ))
         if not grown:
             break
-        scores = chunked_gains(log_target, sentences, positions, grown)
+        scores = chunked_gains(target_score, sentences, positions, grown)
         best = scores.argsort(descending=True)[:beam]
         level = [(grown[i], float(scores[i])) for i in best]
         found += level
@@ -141,19 +146,18 @@ class SearchResult:
 
 
 def search(
-    log_target: LogProb, sentences: torch.Tensor, positions: torch.Tensor, words: torch.Tensor, *,
+    target_score: Scorer, sentences: torch.Tensor, positions: torch.Tensor, words: torch.Tensor, *,
     n_word_sentences: int = 16, pool: int = 30, beam: int = 5, max_len: int = 3,
 ) -> SearchResult:
     """Beam search for the strongest phrases and how far they dominate the best disjoint phrases.
 
     Single words are scored on the first ``n_word_sentences`` of ``sentences`` (N, T) (the whole
     vocabulary is tried, so this is the expensive part), phrases on all N. ``positions`` (N,)
-    are the insertion points. Gains in the model's margin or log-probability, as ``log_target``
-    returns.
+    are the insertion points. Gains are in the units of ``target_score``.
     """
     n = min(n_word_sentences, len(sentences))
-    gains = word_gains(log_target, sentences[:n], positions[:n], words)
-    phrases = beam_phrases(log_target, sentences, positions, words, gains, pool=pool, beam=beam, max_len=max_len,
+    gains = word_gains(target_score, sentences[:n], positions[:n], words)
+    phrases = beam_phrases(target_score, sentences, positions, words, gains, pool=pool, beam=beam, max_len=max_len,
                            n_word_sentences=n)
     best: dict[int, tuple[Phrase, float]] = {}
     for phrase, gain in phrases:
@@ -161,7 +165,7 @@ def search(
             best[len(phrase)] = (phrase, gain)
     used = {w for phrase, _ in best.values() for w in phrase}
     keep = torch.tensor([int(w) not in used for w in words])
-    others = beam_phrases(log_target, sentences, positions, words[keep], gains[keep], pool=pool, beam=beam,
+    others = beam_phrases(target_score, sentences, positions, words[keep], gains[keep], pool=pool, beam=beam,
                           max_len=max_len, n_word_sentences=n)
     alternative: dict[int, tuple[Phrase, float]] = {}
     for phrase, gain in others:

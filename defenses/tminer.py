@@ -23,14 +23,16 @@ Pipeline (per direction source -> target of the binary task, both directions sca
      1.212, on 12 held-out clean models, ``benchmarks/tminer_calibration.py``).
 
 Why the deviations (measured on the 40-model benchmark zoo, ``benchmarks/trojan_detection.py``,
-generator candidates and DBSCAN only, as the paper): detection accuracy 0.625, FPR 0.25, FNR
-0.50. The generator never wrote the trigger of 13 of the 20 trojaned models (mostly 2-3-word
+with generator candidates and DBSCAN only, as in the paper): detection accuracy 0.625, FPR 0.25,
+FNR 0.50, the trigger recovered on 7 of 20 trojaned models. On models 0-19, recorded stage by
+stage, the generator wrote no trigger word at all for 6 of the 10 trojaned ones (mostly 2-3-word
 triggers, whose single words flip nothing), and DBSCAN flagged natural sentiment phrases of all
 5 clean CNNs: strong phrases such as "lovers loyal nation" flip 100% of synthetic sentences and
-lie outside the cloud of random auxiliary phrases just as a trigger does. The search finds a
-trigger word among its top single words on 18 of the 20 trojaned models, and the dominance test
-asks what the auxiliary phrases were meant to ask (is this phrase stronger than anything
-natural?) against the strongest natural phrases instead of random ones.
+lie outside the cloud of random auxiliary phrases just as a trigger does. The search's top
+single word is a trigger word on 19 of the 20 trojaned models (rank 1 on the 20th), and the
+dominance test asks what the auxiliary phrases were meant to ask (is this phrase stronger than
+anything natural?) against the strongest natural phrases instead of random ones. With both:
+accuracy 0.925, FPR 0.05, FNR 0.10, the trigger recovered on 18 of 20.
 
 A source class that the model never predicts on synthetic sentences (a collapsed model) is
 skipped and listed in ``evidence["skipped_sources"]``.
@@ -61,7 +63,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -71,6 +73,9 @@ from robustbench_lite.errors import DataError, ParameterError
 from robustbench_lite.model import Model
 from robustbench_lite.registry import register_detector
 from robustbench_lite.text import Vocabulary
+
+if TYPE_CHECKING:
+    from robustbench_lite.defenses._tminer_search import SearchResult
 
 
 @register_detector("tminer")
@@ -240,7 +245,8 @@ class TMiner(Detector):
         ignore = [vocab.id(".")] if "." in vocab else []
         phrases = ident.extract_candidates(decoded, src, vocab, top=self.max_candidates, ignore=ignore)
         origin = {p: "generator" for p in phrases}
-        found = self._search(ctx, source, ignore)
+        needed = self.search or self.identifier == "dominance"  # only the paper's pipeline skips it
+        found = self._search(ctx, source, ignore) if needed else None
         searched = [p for p, _ in found.phrases] if found else []
         for p in searched:
             origin.setdefault(p, "search")
@@ -281,15 +287,10 @@ class TMiner(Detector):
                for p in reported]
         return out, info
 
-    def _search(self, ctx: _Context, source: int, ignore: list[int]) -> Any:
-        """The query search (``_tminer_search``) for direction source -> 1 - source.
-
-        None only when nothing needs it: ``search=False`` with the ``"dbscan"`` identifier.
-        """
+    def _search(self, ctx: _Context, source: int, ignore: list[int]) -> SearchResult:
+        """The query search (``_tminer_search``) for direction source -> 1 - source."""
         from robustbench_lite.defenses import _tminer_search as search
 
-        if not self.search and self.identifier != "dominance":
-            return None
         target = 1 - source
         sentences = ctx.sentences(source, self.search_sentences)
         positions = (torch.rand(len(sentences), generator=ctx.gen) * sentences.shape[1]).long()
