@@ -159,20 +159,22 @@ def search(
     gains = word_gains(target_score, sentences[:n], positions[:n], words)
     phrases = beam_phrases(target_score, sentences, positions, words, gains, pool=pool, beam=beam, max_len=max_len,
                            n_word_sentences=n)
+    best = _best_per_length(phrases)
+    used = {w for phrase, _ in best.values() for w in phrase}
+    keep = torch.tensor([int(w) not in used for w in words])
+    alternative = _best_per_length(beam_phrases(target_score, sentences, positions, words[keep], gains[keep],
+                                                pool=pool, beam=beam, max_len=max_len, n_word_sentences=n))
+    dominance = {k: _ratio(best[k][1], alternative[k][1]) for k in best if k in alternative}
+    return SearchResult(phrases, best, alternative, dominance)
+
+
+def _best_per_length(phrases: Sequence[tuple[Phrase, float]]) -> dict[int, tuple[Phrase, float]]:
+    """{length: (phrase, gain)} of the highest-gain phrase of each length."""
     best: dict[int, tuple[Phrase, float]] = {}
     for phrase, gain in phrases:
         if gain > best.get(len(phrase), ((), -math.inf))[1]:
             best[len(phrase)] = (phrase, gain)
-    used = {w for phrase, _ in best.values() for w in phrase}
-    keep = torch.tensor([int(w) not in used for w in words])
-    others = beam_phrases(target_score, sentences, positions, words[keep], gains[keep], pool=pool, beam=beam,
-                          max_len=max_len, n_word_sentences=n)
-    alternative: dict[int, tuple[Phrase, float]] = {}
-    for phrase, gain in others:
-        if gain > alternative.get(len(phrase), ((), -math.inf))[1]:
-            alternative[len(phrase)] = (phrase, gain)
-    dominance = {k: _ratio(best[k][1], alternative[k][1]) for k in best if k in alternative}
-    return SearchResult(phrases, best, alternative, dominance)
+    return best
 
 
 def _ratio(best: float, alternative: float) -> float:

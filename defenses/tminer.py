@@ -192,8 +192,8 @@ class TMiner(Detector):
     def dominance(self, model: Model) -> dict[str, dict[int, dict[str, Any]]]:
         """The query search alone (no generator): the dominance test per direction and length.
 
-        ``{"0->1": {k: {"phrase", "dominance", "flip_rate"}}, "1->0": ...}`` for the best phrase
-        of each length k; used to calibrate ``dominance_threshold`` on clean models
+        ``{"0->1": {k: {"phrase", "dominance", "flip_rate", "tested"}}, "1->0": ...}`` for the best
+        phrase of each length k (``tested``: the test judges it); used to calibrate ``dominance_threshold`` on clean models
         (``benchmarks/tminer_calibration.py``).
         """
         from robustbench_lite.defenses import _tminer_identify as ident
@@ -211,10 +211,15 @@ class TMiner(Detector):
             rates = ident.flip_rates(lambda x, t=1 - source: ctx.predict(x) == t, best, flip_src,
                                      pad_id=ctx.vocab.pad_id, generator=ctx.gen)
             out[f"{source}->{1 - source}"] = {
-                len(p): {"phrase": ctx.vocab.decode(list(p)), "dominance": found.dominance[len(p)], "flip_rate": r}
+                len(p): {"phrase": ctx.vocab.decode(list(p)), "dominance": found.dominance[len(p)], "flip_rate": r,
+                         "tested": self._tested(len(p), r)}
                 for p, r in zip(best, rates)
             }
         return out
+
+    def _tested(self, length: int, flip_rate: float) -> bool:
+        """Whether the dominance test judges a best phrase: its length is tested and it passes the flip filter."""
+        return length in self.dominance_lengths and flip_rate > self.flip_threshold
 
     def _context(self, model: Model) -> _Context:
         """Check that ``model`` is a binary text classifier with a hidden layer; the scan's shared state."""
@@ -262,8 +267,7 @@ class TMiner(Detector):
             info["dominance"] = {str(k): round(v, 3) for k, v in found.dominance.items()}
             info["best"] = {str(k): [vocab.decode(list(p)), round(g, 3)] for k, (p, g) in found.best.items()}
             info["alternative"] = {str(k): [vocab.decode(list(p)), round(g, 3)] for k, (p, g) in found.alternative.items()}
-            passing = {k: d for k, d in found.dominance.items()
-                       if k in self.dominance_lengths and rates[found.best[k][0]] > self.flip_threshold}
+            passing = {k: d for k, d in found.dominance.items() if self._tested(k, rates[found.best[k][0]])}
             info["dominance_passing_flip"] = {str(k): round(d, 3) for k, d in passing.items()}
             dominant = {found.best[k][0] for k, d in passing.items() if d > self.dominance_threshold}
         outliers: set[int] = set()
