@@ -5,9 +5,6 @@ the registry loads this package through the ``robustbench_lite.attacks`` entry p
 Modules must keep heavy optional imports (foolbox, ...) inside functions.
 """
 
-import importlib
-import pkgutil
+from robustbench_lite.core.registry import import_submodules
 
-for _module in pkgutil.iter_modules(__path__):
-    if not _module.name.startswith("_"):
-        importlib.import_module(f"{__name__}.{_module.name}")
+import_submodules(__name__, __path__)

@@ -15,12 +15,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from robustbench_lite.errors import RobustbenchLiteError
-from robustbench_lite.model import Model
-
-
-class ModelSplitError(RobustbenchLiteError, TypeError):
-    """The model cannot be split into a feature extractor and a linear head."""
+from robustbench_lite.core.errors import ModelSplitError
+from robustbench_lite.core.model import Model
 
 
 @dataclass(frozen=True)
@@ -54,10 +50,14 @@ def _as_linear(module: nn.Module, where: str, model_name: str) -> nn.Linear:
     return module
 
 
-def _body_and_head(net: nn.Module, model_name: str) -> tuple[Callable[[torch.Tensor], torch.Tensor], nn.Linear]:
+def _body_and_head(
+    net: nn.Module, model_name: str
+) -> tuple[Callable[[torch.Tensor], torch.Tensor], nn.Linear]:
     if isinstance(net, nn.Sequential):
         if len(net) == 0:
-            raise ModelSplitError(f"{model_name}: the nn.Sequential is empty; it has no linear head")
+            raise ModelSplitError(
+                f"{model_name}: the nn.Sequential is empty; it has no linear head"
+            )
         last = _as_linear(net[-1], "the last module of the nn.Sequential", model_name)
         return nn.Sequential(*list(net)[:-1]), last
     features, head = getattr(net, "features", None), getattr(net, "head", None)
@@ -79,7 +79,11 @@ def split_model(model: Model, check_inputs: torch.Tensor | None = None) -> Featu
     diff = model.differentiable
     body, head = _body_and_head(diff.net, model.name)
     weight = head.weight.detach()
-    bias = head.bias.detach() if head.bias is not None else torch.zeros(weight.shape[0], dtype=weight.dtype)
+    bias = (
+        head.bias.detach()
+        if head.bias is not None
+        else torch.zeros(weight.shape[0], dtype=weight.dtype)
+    )
 
     def features(x: torch.Tensor) -> torch.Tensor:
         return body(diff.normalize(x)).flatten(1)
@@ -95,7 +99,9 @@ def split_model(model: Model, check_inputs: torch.Tensor | None = None) -> Featu
                 )
             expected = diff(check_inputs)
             got = split.logits(feats)
-            if not torch.allclose(got, expected, rtol=1e-4, atol=1e-4 * (1 + float(expected.abs().max()))):
+            if not torch.allclose(
+                got, expected, rtol=1e-4, atol=1e-4 * (1 + float(expected.abs().max()))
+            ):
                 raise ModelSplitError(
                     f"{model.name}: head(features(x)) differs from the model's logits by up to "
                     f"{float((got - expected).abs().max()):.3g}; make forward(x) = head(features(x))"

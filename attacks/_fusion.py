@@ -2,9 +2,9 @@
 
 Inputs are mappings ``{"camera": (N, 3, H, W) in [0, 1], "lidar": ..., "target_xy": (N, 2), ...}``;
 the threat's ``modality`` names the only entry that may change (the camera). The model must be
-a detection view (e.g. :class:`robustbench_lite.fusion_world.DetectionView`, as the ``zoo:fusion-*``
+a detection view (e.g. :class:`robustbench_lite.worlds.fusion_world.DetectionView`, as the ``zoo:fusion-*``
 models are): ``net.score_map(inputs) -> (N, G, G)`` scores in [0, 1] and ``net.camera``, the
-:class:`~robustbench_lite.fusion_geometry.PinholeCamera` the detector projects with.
+:class:`~robustbench_lite.worlds.fusion_geometry.PinholeCamera` the detector projects with.
 """
 
 from __future__ import annotations
@@ -15,16 +15,18 @@ from typing import Any
 
 import torch
 
-from robustbench_lite.errors import DataError, UnsupportedThreatError
-from robustbench_lite.fusion_world import mean_detection_score, target_score
-from robustbench_lite.model import Model
-from robustbench_lite.threat import ThreatModel
-from robustbench_lite.types import Inputs
+from robustbench_lite.core.errors import DataError, ParameterError, UnsupportedThreatError
+from robustbench_lite.core.model import Model
+from robustbench_lite.core.threat import ThreatModel
+from robustbench_lite.core.types import Inputs
+from robustbench_lite.worlds.fusion_world import mean_detection_score, target_score
 
 SCORE_KINDS = ("target", "mean")
 
 
-def camera_inputs(x: Inputs, threat: ThreatModel, attack: str) -> tuple[str, dict[str, torch.Tensor]]:
+def camera_inputs(
+    x: Inputs, threat: ThreatModel, attack: str
+) -> tuple[str, dict[str, torch.Tensor]]:
     """The camera key and a plain dict copy of ``x``; clear errors for unusable inputs."""
     if isinstance(x, torch.Tensor):
         raise UnsupportedThreatError(
@@ -56,7 +58,7 @@ def detection_net(model: Model, attack: str) -> Any:
     if not (hasattr(net, "score_map") and hasattr(net, "camera")):
         raise UnsupportedThreatError(
             f"attack {attack} needs a detection model view with score_map() and camera "
-            f"(e.g. zoo:fusion-bev or robustbench_lite.fusion_world.DetectionView); {model.name} "
+            f"(e.g. zoo:fusion-bev or robustbench_lite.worlds.fusion_world.DetectionView); {model.name} "
             f"({type(net).__name__}) has none"
         )
     return net
@@ -67,15 +69,17 @@ def detection_scores(net: Any, inputs: Mapping[str, torch.Tensor], kind: str) ->
     maps = net.score_map(inputs)
     if kind == "target":
         if "target_xy" not in inputs:
-            raise DataError("score='target' needs inputs['target_xy'] (N, 2); use score='mean' without it")
+            raise DataError(
+                "score='target' needs inputs['target_xy'] (N, 2); use score='mean' without it"
+            )
         return target_score(maps, inputs["target_xy"])
     return mean_detection_score(maps)
 
 
 def check_score_kind(kind: str, attack: str) -> None:
-    """Raise :class:`DataError` unless ``kind`` is one of :data:`SCORE_KINDS`."""
+    """Raise :class:`ParameterError` unless ``kind`` is one of :data:`SCORE_KINDS`."""
     if kind not in SCORE_KINDS:
-        raise DataError(f"attack {attack}: score={kind!r}; choose one of {', '.join(SCORE_KINDS)}")
+        raise ParameterError("score", f"{kind!r}: {attack} takes one of {', '.join(SCORE_KINDS)}")
 
 
 def log_mean(scores: torch.Tensor, dim: int = 0) -> torch.Tensor:
@@ -84,7 +88,11 @@ def log_mean(scores: torch.Tensor, dim: int = 0) -> torch.Tensor:
 
 
 def colour_jitter(
-    texture: torch.Tensor, gen: torch.Generator, brightness: float, contrast: float, saturation: float
+    texture: torch.Tensor,
+    gen: torch.Generator,
+    brightness: float,
+    contrast: float,
+    saturation: float,
 ) -> torch.Tensor:
     """Random brightness / contrast / saturation factors (1 +- value) per texture (B, 3, h, w)."""
     b = texture.shape[0]

@@ -21,20 +21,19 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from robustbench_lite.attacks._inversion_setting import InversionSetting
 from torch import nn
 
-from robustbench_lite.errors import RobustbenchLiteError, UnsupportedThreatError
-from robustbench_lite.model import Model
+from robustbench_lite.core.errors import EvaluatorIsTarget, UnsupportedThreatError
+from robustbench_lite.core.model import Model
+from robustbench_lite.zoo.inversion_setting import InversionSetting
 
 __all__ = [
-    "EvaluatorIsTarget", "check_independent", "evaluate_reconstructions", "load_evaluator",
-    "penultimate", "reconstruction_figure",
-]  # fmt: skip
-
-
-class EvaluatorIsTarget(RobustbenchLiteError, ValueError):
-    """The evaluation classifier is the target model (that would measure overfitting, not leakage)."""
+    "check_independent",
+    "evaluate_reconstructions",
+    "load_evaluator",
+    "penultimate",
+    "reconstruction_figure",
+]
 
 
 def penultimate(model: Model, x: torch.Tensor) -> torch.Tensor:
@@ -60,7 +59,9 @@ def check_independent(target: Model, evaluator: Model) -> None:
     same = evaluator is target or evaluator.net is target.net or evaluator.name == target.name
     if not same:
         a, b = _fingerprint(target.net), _fingerprint(evaluator.net)
-        same = len(a) == len(b) and all(u.shape == v.shape and torch.equal(u, v) for u, v in zip(a, b))
+        same = len(a) == len(b) and all(
+            u.shape == v.shape and torch.equal(u, v) for u, v in zip(a, b)
+        )
     if same:
         raise EvaluatorIsTarget(
             f"evaluation classifier {evaluator.name} is the target model {target.name}; judge "
@@ -76,9 +77,12 @@ def load_evaluator(setting: InversionSetting) -> Model:
 
 
 def evaluate_reconstructions(
-    target_model: Model, evaluator: Model, x_rec: torch.Tensor, classes: torch.Tensor,
+    target_model: Model,
+    evaluator: Model,
+    x_rec: torch.Tensor,
+    classes: torch.Tensor,
     setting: InversionSetting,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """Privacy scores of reconstructions ``x_rec`` (N, C, H, W) of private ``classes`` (N,).
 
     Returns ``eval_top1``, ``eval_top5`` (fractions in [0, 1]), ``knn_dist`` (mean l2 in E's
@@ -93,7 +97,9 @@ def evaluate_reconstructions(
     x_priv, y_priv, _ = setting.private_data("train")
     with torch.no_grad():
         feats, priv = penultimate(evaluator, x_rec), penultimate(evaluator, x_priv)
-    knn = torch.stack([torch.cdist(feats[i : i + 1], priv[y_priv == c]).min() for i, c in enumerate(classes)])
+    knn = torch.stack(
+        [torch.cdist(feats[i : i + 1], priv[y_priv == c]).min() for i, c in enumerate(classes)]
+    )
     return {
         "eval_top1": float((logits.argmax(dim=1) == classes).float().mean()),
         "eval_top5": float(top5.float().mean()),
@@ -103,9 +109,15 @@ def evaluate_reconstructions(
 
 
 def reconstruction_figure(
-    recons: Mapping[str, torch.Tensor], classes: torch.Tensor, setting: InversionSetting,
-    path: str | Path, *, n_real: int = 3, show: Sequence[int] | None = None, title: str = "",
-) -> Path:  # fmt: skip
+    recons: Mapping[str, torch.Tensor],
+    classes: torch.Tensor,
+    setting: InversionSetting,
+    path: str | Path,
+    *,
+    n_real: int = 3,
+    show: Sequence[int] | None = None,
+    title: str = "",
+) -> Path:
     """Save a PNG grid: one row per private class, ``n_real`` real training images, then one
     reconstruction per method (the first one of that class in ``recons[method]`` (N, C, H, W)).
     """

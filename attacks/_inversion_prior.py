@@ -22,10 +22,10 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
-from robustbench_lite.attacks._inversion_setting import InversionSetting, get_setting
 from torch import nn
 
-from robustbench_lite.zoo import atomic_write_bytes, cache_dir, recipe_hash
+from robustbench_lite.core.io import atomic_write_bytes, cache_dir, recipe_hash
+from robustbench_lite.zoo.inversion_setting import InversionSetting, get_setting
 
 __all__ = ["DEFAULT_PRIORS", "GanPrior", "PriorRecipe", "cached_modules", "load_prior"]
 log = logging.getLogger(__name__)
@@ -57,10 +57,13 @@ def cached_modules(
             modules = build()
             metrics = dict(train(modules))
         meta = {
-            "name": name, "recipe": dict(recipe), "recipe_hash": recipe_hash(recipe),
-            "train_time_s": round(time.perf_counter() - start, 2), "torch": torch.__version__,
+            "name": name,
+            "recipe": dict(recipe),
+            "recipe_hash": recipe_hash(recipe),
+            "train_time_s": round(time.perf_counter() - start, 2),
+            "torch": torch.__version__,
             **metrics,
-        }  # fmt: skip
+        }
         buffer = io.BytesIO()
         torch.save({key: m.state_dict() for key, m in modules.items()}, buffer)
         atomic_write_bytes(weights, buffer.getvalue())
@@ -107,9 +110,11 @@ def build_generator(setting: InversionSetting, width: int) -> nn.Sequential:
     (h0, w0), ups = _layout(setting)
     chans = [width * 2 ** (ups - 1 - k) for k in range(ups)] + [setting.input_shape[0]]
     layers: list[nn.Module] = [
-        nn.Linear(setting.z_dim, chans[0] * h0 * w0), nn.Unflatten(1, (chans[0], h0, w0)),
-        nn.BatchNorm2d(chans[0]), nn.ReLU(),
-    ]  # fmt: skip
+        nn.Linear(setting.z_dim, chans[0] * h0 * w0),
+        nn.Unflatten(1, (chans[0], h0, w0)),
+        nn.BatchNorm2d(chans[0]),
+        nn.ReLU(),
+    ]
     for k in range(ups):
         layers.append(nn.ConvTranspose2d(chans[k], chans[k + 1], 4, stride=2, padding=1))
         layers += [nn.BatchNorm2d(chans[k + 1]), nn.ReLU()] if k < ups - 1 else [nn.Sigmoid()]
@@ -160,9 +165,10 @@ def train_wgan_gp(modules: dict[str, nn.Module], recipe: PriorRecipe) -> dict[st
         g_loss.backward()
         opt_g.step()
     return {
-        "final_d_loss": float(d_loss.detach()), "final_g_loss": float(g_loss.detach()),
+        "final_d_loss": float(d_loss.detach()),
+        "final_g_loss": float(g_loss.detach()),
         "train_pool_indices": idx.tolist(),
-    }  # fmt: skip
+    }
 
 
 #: The benchmark's priors; attacks start from these and may override ``steps`` / ``width``.
@@ -187,12 +193,17 @@ def load_prior(recipe: PriorRecipe) -> GanPrior:
     setting = get_setting(recipe.setting)
 
     def build() -> dict[str, nn.Module]:
-        return {"G": build_generator(setting, recipe.width), "D": build_critic(setting, recipe.width)}
+        return {
+            "G": build_generator(setting, recipe.width),
+            "D": build_critic(setting, recipe.width),
+        }
 
     modules, meta = cached_modules(
-        f"{setting.name}-prior-gan", {"kind": "wgan-gp", **asdict(recipe)}, build,
+        f"{setting.name}-prior-gan",
+        {"kind": "wgan-gp", **asdict(recipe)},
+        build,
         lambda m: train_wgan_gp(m, recipe),
-    )  # fmt: skip
+    )
     for module in modules.values():
         module.requires_grad_(False)
     return GanPrior(modules["G"], modules["D"], setting.z_dim, meta)

@@ -6,7 +6,9 @@ import torch
 from torch.nn import functional as F
 
 
-def cross_entropy(logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
+def cross_entropy(
+    logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None
+) -> torch.Tensor:
     """CE of the true class (untargeted) or minus CE of the target class (targeted)."""
     if target is None:
         return F.cross_entropy(logits, y, reduction="none")
@@ -29,7 +31,9 @@ def dlr(logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -> t
         return margin(logits, y, None) / (srt[:, 0] - srt[:, min(2, c)]).clamp_min(1e-12)
     z_y = logits.gather(1, y[:, None])[:, 0]
     z_t = logits.gather(1, target[:, None])[:, 0]
-    return (z_t - z_y) / (srt[:, 0] - 0.5 * (srt[:, min(2, c)] + srt[:, min(3, c)])).clamp_min(1e-12)
+    return (z_t - z_y) / (srt[:, 0] - 0.5 * (srt[:, min(2, c)] + srt[:, min(3, c)])).clamp_min(
+        1e-12
+    )
 
 
 LOSSES = {"ce": cross_entropy, "margin": margin, "dlr": dlr}

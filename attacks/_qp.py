@@ -11,7 +11,7 @@ i.e. C - 1 constraints ``A v >= c`` with rows ``W[upper] - W[lower]`` and
 only the targets lets other classes intrude into the top K). The paper's redundant all-zero row
 for t_1 is dropped: every sample already has the same C - 1 rows.
 
-Solver (written here, cross-checked against scipy's SLSQP in tests/test_quadattack.py): a
+Solver (written here, cross-checked against scipy's SLSQP in tests/attacks/test_quadattack.py): a
 batched primal-dual interior-point method (Mehrotra predictor-corrector) on the dual
 
     minimize_{mu >= 0} 0.5 mu^T H mu - q^T mu,   H = A A^T,  q = c - A f0,  v = f0 + A^T mu,
@@ -31,11 +31,7 @@ from dataclasses import dataclass
 
 import torch
 
-from robustbench_lite.errors import RobustbenchLiteError
-
-
-class QPInfeasibleError(RobustbenchLiteError, ValueError):
-    """The ordered top-K polyhedron is empty for the given head, targets and margin."""
+from robustbench_lite.core.errors import QPInfeasibleError
 
 
 @dataclass(frozen=True)
@@ -106,7 +102,9 @@ def _max_step(x: torch.Tensor, dx: torch.Tensor) -> torch.Tensor:
     return ratio.amin(dim=1).clamp(max=1.0)
 
 
-def _interior_point(h: torch.Tensor, q: torch.Tensor, max_iter: int, tol: float) -> tuple[torch.Tensor, int]:
+def _interior_point(
+    h: torch.Tensor, q: torch.Tensor, max_iter: int, tol: float
+) -> tuple[torch.Tensor, int]:
     """Mehrotra predictor-corrector for min 0.5 mu'H mu - q'mu, mu >= 0; returns (mu, iterations)."""
     mu = torch.ones_like(q)
     s = torch.ones_like(q)
@@ -133,7 +131,9 @@ def _interior_point(h: torch.Tensor, q: torch.Tensor, max_iter: int, tol: float)
     return mu, iterations
 
 
-def _polish(a: torch.Tensor, c: torch.Tensor, h: torch.Tensor, f0: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
+def _polish(
+    a: torch.Tensor, c: torch.Tensor, h: torch.Tensor, f0: torch.Tensor, mu: torch.Tensor
+) -> torch.Tensor:
     """Exact projection onto the active set's affine subspace, where that is optimal."""
     v_old = f0 + _matvec(a.mT, mu)
     slack = _matvec(a, v_old) - c
@@ -155,13 +155,17 @@ class ProjectionQP:
     Shapes: ``a`` (B, m, d), ``c`` (B, m), both float64.
     """
 
-    def __init__(self, a: torch.Tensor, c: torch.Tensor, *, max_iter: int = 60, tol: float = 1e-10) -> None:
+    def __init__(
+        self, a: torch.Tensor, c: torch.Tensor, *, max_iter: int = 60, tol: float = 1e-10
+    ) -> None:
         self.a, self.c = a, c
         self.h = a @ a.mT
         self.max_iter, self.tol = max_iter, tol
 
     @classmethod
-    def topk(cls, weight: torch.Tensor, bias: torch.Tensor, targets: torch.Tensor, margin: float) -> ProjectionQP:
+    def topk(
+        cls, weight: torch.Tensor, bias: torch.Tensor, targets: torch.Tensor, margin: float
+    ) -> ProjectionQP:
         """The ordered top-K QPs of ``targets`` (B, K) for the head ``(weight, bias)``."""
         return cls(*topk_constraints(weight, bias, targets, margin))
 
@@ -176,14 +180,11 @@ class ProjectionQP:
         mu, iterations = _interior_point(self.h, q, self.max_iter, self.tol)
         v = _polish(self.a, self.c, self.h, f0, mu)
         residual = (self.c - (self.a @ v[:, :, None])[..., 0]).clamp_min(0).amax(dim=1)
-        residual = torch.where(torch.isfinite(v).all(dim=1), residual, torch.full_like(residual, float("inf")))
+        residual = torch.where(
+            torch.isfinite(v).all(dim=1), residual, torch.full_like(residual, float("inf"))
+        )
         residual = residual.nan_to_num(nan=float("inf"))
         return QPSolution(v=v, residual=residual, iterations=iterations)
-
-
-def solve_projection(f0: torch.Tensor, a: torch.Tensor, c: torch.Tensor) -> QPSolution:
-    """Project each row of ``f0`` (B, d) onto ``{v : a[b] v >= c[b]}`` (a: (B, m, d), c: (B, m))."""
-    return ProjectionQP(a, c).solve(f0)
 
 
 def project_topk(

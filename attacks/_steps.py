@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import torch
 
-from robustbench_lite.types import Norm
+from robustbench_lite.core.types import Norm
 
 
 def _view(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return v.reshape(-1, *([1] * (like.dim() - 1)))
 
 
-def random_start(x: torch.Tensor, norm: Norm, eps: float, generator: torch.Generator) -> torch.Tensor:
+def random_start(
+    x: torch.Tensor, norm: Norm, eps: float, generator: torch.Generator
+) -> torch.Tensor:
     """A uniformly random point of the eps-ball around ``x`` (linf: uniform box; l2: uniform ball)."""
     cpu_gen = generator
     if norm is Norm.LINF:

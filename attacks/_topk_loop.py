@@ -20,25 +20,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from robustbench_lite.attacks._topk_metrics import candidate_metrics
 
-from robustbench_lite.attack import Attack, AttackOutput
-from robustbench_lite.errors import RobustbenchLiteError
-from robustbench_lite.model import Model
-from robustbench_lite.threat import ThreatModel, ordered_topk_holds
-from robustbench_lite.types import Goal, Inputs, Norm
+from robustbench_lite.core.attack import Attack, AttackOutput
+from robustbench_lite.core.errors import DataError, ParameterError, RobustbenchLiteError
+from robustbench_lite.core.model import Model
+from robustbench_lite.core.threat import ThreatModel, ordered_topk_holds
+from robustbench_lite.core.types import Goal, Inputs, Norm
+
+from ._topk_metrics import candidate_metrics
 
 #: Given inputs x (n, ...) in the threat set, return logits (n, C) and the task loss (n,).
 LossFn = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 _BUDGET = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
-
-
-class AttackParamError(RobustbenchLiteError, ValueError):
-    """A hyperparameter of an ordered top-K attack that is out of range."""
-
-
-class BudgetError(AttackParamError):
-    """A budget that is not written ``BxN`` with positive integers."""
 
 
 @dataclass(frozen=True)
@@ -50,11 +43,13 @@ class Budget:
 
 
 def parse_budget(text: str) -> Budget:
-    """Parse ``"1x60"`` / ``"9x30"`` into a :class:`Budget`; raises :class:`BudgetError`."""
+    """Parse ``"1x60"`` / ``"9x30"`` into a :class:`Budget`; else :class:`ParameterError`."""
     match = _BUDGET.match(text) if isinstance(text, str) else None
     if not match or int(match.group(1)) < 1 or int(match.group(2)) < 1:
-        raise BudgetError(
-            f"budget={text!r}: write it as BxN (binary-search steps x iterations, both >= 1), e.g. '1x60' or '9x30'"
+        raise ParameterError(
+            "budget",
+            f"{text!r}: write it as BxN (binary-search steps x iterations, both >= 1), "
+            "e.g. '1x60' or '9x30'",
         )
     return Budget(int(match.group(1)), int(match.group(2)))
 
@@ -77,17 +72,26 @@ def as_topk_targets(target: torch.Tensor | None) -> torch.Tensor:
     return target[:, None] if target.dim() == 1 else target
 
 
-def _project_delta(threat: ThreatModel, x: torch.Tensor, delta: torch.Tensor, model: Model) -> torch.Tensor:
+def _project_delta(
+    threat: ThreatModel, x: torch.Tensor, delta: torch.Tensor, model: Model
+) -> torch.Tensor:
     projected = threat.project(x, x + delta, model.bounds)
     assert isinstance(projected, torch.Tensor)
     return projected - x
 
 
 def _one_run(
-    model: Model, x: torch.Tensor, target: torch.Tensor, threat: ThreatModel, loss_fn: LossFn,
-    c: torch.Tensor, settings: LoopSettings, generator: torch.Generator,
-    best: torch.Tensor, best_l2: torch.Tensor,
-) -> torch.Tensor:  # fmt: skip
+    model: Model,
+    x: torch.Tensor,
+    target: torch.Tensor,
+    threat: ThreatModel,
+    loss_fn: LossFn,
+    c: torch.Tensor,
+    settings: LoopSettings,
+    generator: torch.Generator,
+    best: torch.Tensor,
+    best_l2: torch.Tensor,
+) -> torch.Tensor:
     """One run of ``iterations`` steps; updates ``best``/``best_l2`` in place; returns run success."""
     noise = torch.randn(x.shape, generator=generator).to(x.device, x.dtype) * settings.init_std
     delta = _project_delta(threat, x, noise, model).requires_grad_(True)
@@ -117,10 +121,15 @@ def _one_run(
 
 
 def minimum_energy_attack(
-    model: Model, x: torch.Tensor, target: torch.Tensor, threat: ThreatModel,
-    make_loss: Callable[[torch.Tensor, torch.Tensor], LossFn], settings: LoopSettings,
-    generator: torch.Generator, batch_size: int,
-) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    model: Model,
+    x: torch.Tensor,
+    target: torch.Tensor,
+    threat: ThreatModel,
+    make_loss: Callable[[torch.Tensor, torch.Tensor], LossFn],
+    settings: LoopSettings,
+    generator: torch.Generator,
+    batch_size: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Run the loop on ``x`` (N, ...) with ordered targets (N, K).
 
     ``make_loss(x_chunk, target_chunk)`` builds the task loss of a chunk. Returns the
@@ -146,7 +155,9 @@ def minimum_energy_attack(
 
 
 TOPK_SUPPORTS = frozenset(
-    (norm, goal) for norm in (Norm.L2, Norm.LINF, Norm.L1, Norm.NONE) for goal in (Goal.TOP_K, Goal.TARGETED)
+    (norm, goal)
+    for norm in (Norm.L2, Norm.LINF, Norm.L1, Norm.NONE)
+    for goal in (Goal.TOP_K, Goal.TARGETED)
 )
 
 
@@ -175,28 +186,44 @@ class MinimumEnergyTopK(Attack):
 
     def __post_init__(self) -> None:
         parse_budget(self.budget)
-        if not self.lr > 0 or not self.c_upper > 0:
-            raise AttackParamError(f"lr={self.lr} and c_upper={self.c_upper} must both be > 0")
+        if not self.lr > 0:
+            raise ParameterError("lr", f"{self.lr} must be > 0, e.g. 0.03")
+        if not self.c_upper > 0:
+            raise ParameterError("c_upper", f"{self.c_upper} must be > 0, e.g. 20")
         if self.batch_size < 1:
-            raise AttackParamError(f"batch_size={self.batch_size} must be >= 1")
+            raise ParameterError("batch_size", f"{self.batch_size} must be >= 1")
 
     @abstractmethod
-    def make_loss(self, model: Model, x: torch.Tensor, target: torch.Tensor, stats: dict[str, Any]) -> LossFn:
+    def make_loss(
+        self, model: Model, x: torch.Tensor, target: torch.Tensor, stats: dict[str, Any]
+    ) -> LossFn:
         """The task loss of one chunk ``x`` (n, ...) with ordered targets (n, K)."""
 
     def run(
-        self, model: Model, x: Inputs, y: torch.Tensor, threat: ThreatModel, *,
-        target: torch.Tensor | None, generator: torch.Generator,
-    ) -> AttackOutput:  # fmt: skip
+        self,
+        model: Model,
+        x: Inputs,
+        y: torch.Tensor,
+        threat: ThreatModel,
+        *,
+        target: torch.Tensor | None,
+        generator: torch.Generator,
+    ) -> AttackOutput:
         if not isinstance(x, torch.Tensor):
-            raise AttackParamError(f"{self.name} attacks tensor inputs only, got {type(x).__name__}")
+            raise DataError(f"{self.name} attacks tensor inputs only, got {type(x).__name__}")
         targets = as_topk_targets(target)
         settings = LoopSettings(budget=parse_budget(self.budget), lr=self.lr, c_upper=self.c_upper)
         stats: dict[str, Any] = {}
         best, best_l2 = minimum_energy_attack(
-            model, x, targets, threat, lambda xc, tc: self.make_loss(model, xc, tc, stats),
-            settings, generator, self.batch_size,
-        )  # fmt: skip
+            model,
+            x,
+            targets,
+            threat,
+            lambda xc, tc: self.make_loss(model, xc, tc, stats),
+            settings,
+            generator,
+            self.batch_size,
+        )
         metrics = candidate_metrics(x, best, torch.isfinite(best_l2))
         metrics.update(stats)
         return AttackOutput(best, metrics=metrics)

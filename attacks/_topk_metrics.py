@@ -10,10 +10,12 @@ import math
 
 import torch
 
-from robustbench_lite.attack import AttackResult
+from robustbench_lite.core.attack import AttackResult
 
 
-def perturbation_norms(x: torch.Tensor, x_adv: torch.Tensor, mask: torch.Tensor) -> dict[str, float]:
+def perturbation_norms(
+    x: torch.Tensor, x_adv: torch.Tensor, mask: torch.Tensor
+) -> dict[str, float]:
     """Mean l1, l2 and linf of ``x_adv - x`` (N, ...) over the rows where ``mask`` (N,) is True.
 
     Returns NaN means when no row is selected.

@@ -10,17 +10,21 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from robustbench_lite.attacks._feature_split import split_model
-from robustbench_lite.attacks._topk_loop import AttackParamError, LossFn, MinimumEnergyTopK
 from torch.nn import functional as F
 
-from robustbench_lite.model import Model
-from robustbench_lite.registry import register_attack
+from robustbench_lite.core.errors import ParameterError
+from robustbench_lite.core.model import Model
+from robustbench_lite.core.registry import register_attack
+
+from ._feature_split import split_model
+from ._topk_loop import LossFn, MinimumEnergyTopK
 
 PRIORS = ("head", "zero")
 
 
-def target_distribution(similarity: torch.Tensor, target: torch.Tensor, alpha: float, beta: float) -> torch.Tensor:
+def target_distribution(
+    similarity: torch.Tensor, target: torch.Tensor, alpha: float, beta: float
+) -> torch.Tensor:
     """(N, C) distribution q: ``softmax(s)`` with ``s_j = mean_k sim[t_k, j]``, ``s_{t_k} = alpha - (k-1) beta``.
 
     ``similarity`` is (C, C) (zeros for no prior); ``target`` is (N, K).
@@ -55,7 +59,7 @@ class ADTopK(MinimumEnergyTopK):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.prior not in PRIORS:
-            raise AttackParamError(f"prior={self.prior!r}: choose one of {', '.join(PRIORS)}")
+            raise ParameterError("prior", f"{self.prior!r}: choose one of {', '.join(PRIORS)}")
 
     def similarity(self, model: Model, x: torch.Tensor, num_classes: int) -> torch.Tensor:
         """(C, C) class similarity used by the prior."""
@@ -64,11 +68,15 @@ class ADTopK(MinimumEnergyTopK):
         rows = F.normalize(split_model(model, check_inputs=x[:8]).weight, dim=1)
         return rows @ rows.T
 
-    def make_loss(self, model: Model, x: torch.Tensor, target: torch.Tensor, stats: dict[str, Any]) -> LossFn:
+    def make_loss(
+        self, model: Model, x: torch.Tensor, target: torch.Tensor, stats: dict[str, Any]
+    ) -> LossFn:
         net = model.differentiable
         with torch.no_grad():
             num_classes = net(x[:1]).shape[1]
-            q = target_distribution(self.similarity(model, x, num_classes), target, self.alpha, self.beta)
+            q = target_distribution(
+                self.similarity(model, x, num_classes), target, self.alpha, self.beta
+            )
         log_q = q.clamp_min(1e-30).log()
 
         def loss(x_adv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

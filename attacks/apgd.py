@@ -21,16 +21,20 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
-from robustbench_lite.attacks._losses import LOSSES
 
-from robustbench_lite.attack import Attack, AttackOutput
-from robustbench_lite.model import Model
-from robustbench_lite.registry import register_attack
-from robustbench_lite.threat import ThreatModel
-from robustbench_lite.types import Goal, Inputs, Norm, require_tensor
+from robustbench_lite.core.attack import Attack, AttackOutput
+from robustbench_lite.core.errors import ParameterError
+from robustbench_lite.core.model import Model
+from robustbench_lite.core.registry import register_attack
+from robustbench_lite.core.threat import ThreatModel
+from robustbench_lite.core.types import Goal, Inputs, Norm, require_tensor
+
+from ._losses import LOSSES
 
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
-_SUPPORTS = frozenset((n, g) for n in (Norm.LINF, Norm.L2) for g in (Goal.UNTARGETED, Goal.TARGETED))
+_SUPPORTS = frozenset(
+    (n, g) for n in (Norm.LINF, Norm.L2) for g in (Goal.UNTARGETED, Goal.TARGETED)
+)
 
 
 def _rows(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -67,7 +71,9 @@ def _loss_grad(
     return loss.detach(), grad.detach(), logits.detach()
 
 
-def _step(s: dict[str, torch.Tensor], threat: ThreatModel, model: Model, first: bool) -> torch.Tensor:
+def _step(
+    s: dict[str, torch.Tensor], threat: ThreatModel, model: Model, first: bool
+) -> torch.Tensor:
     """One APGD update with momentum: z = P(x + eta*dir(g)); x' = P(x + a(z - x) + (1-a)(x - x_old))."""
     a = 1.0 if first else 0.75
     x0, x_adv = s["x"], s["x_adv"]
@@ -81,10 +87,17 @@ def _step(s: dict[str, torch.Tensor], threat: ThreatModel, model: Model, first: 
 
 
 def apgd_batch(
-    model: Model, x: torch.Tensor, y: torch.Tensor, t: torch.Tensor | None, threat: ThreatModel,
-    loss_fn: LossFn, steps: int, rho: float, generator: torch.Generator,
+    model: Model,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    t: torch.Tensor | None,
+    threat: ThreatModel,
+    loss_fn: LossFn,
+    steps: int,
+    rho: float,
+    generator: torch.Generator,
     owner: torch.Tensor | None = None,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One APGD run on a batch; success follows ``threat``'s goal (``t`` drives the loss).
 
     ``owner`` (N,) long: rows with the same owner are copies of one sample (restarts, targets);
@@ -99,13 +112,24 @@ def apgd_batch(
     assert isinstance(x_adv, torch.Tensor)
     loss, grad, logits = _loss_grad(model, x_adv, y, t, loss_fn)
     s: dict[str, torch.Tensor] = {
-        "i": torch.arange(n, device=x.device), "x": x, "y": y, "x_adv": x_adv, "x_old": x_adv,
-        "grad": grad, "x_best": x_adv, "grad_best": grad, "loss_best": loss, "loss_prev": loss,
-        "loss_first": loss, "loss_last_check": loss, "n_incr": torch.zeros_like(loss),
-        "step": torch.full_like(loss, 2.0 * threat.eps), "done": torch.zeros_like(success),
+        "i": torch.arange(n, device=x.device),
+        "x": x,
+        "y": y,
+        "x_adv": x_adv,
+        "x_old": x_adv,
+        "grad": grad,
+        "x_best": x_adv,
+        "grad_best": grad,
+        "loss_best": loss,
+        "loss_prev": loss,
+        "loss_first": loss,
+        "loss_last_check": loss,
+        "n_incr": torch.zeros_like(loss),
+        "step": torch.full_like(loss, 2.0 * threat.eps),
+        "done": torch.zeros_like(success),
         "reduced_last": torch.ones_like(success),
         "owner": owner if owner is not None else torch.arange(n, device=x.device),
-    }  # fmt: skip
+    }
     if t is not None:
         s["t"] = t
     _record(s, out, success, threat.is_success(logits, y, t), x_adv)
@@ -138,9 +162,12 @@ def apgd_batch(
 
 
 def _record(
-    s: dict[str, torch.Tensor], out: torch.Tensor, success: torch.Tensor, hit: torch.Tensor,
+    s: dict[str, torch.Tensor],
+    out: torch.Tensor,
+    success: torch.Tensor,
+    hit: torch.Tensor,
     x_adv: torch.Tensor,
-) -> None:  # fmt: skip
+) -> None:
     """Store the first successful point of every newly broken working row."""
     new = hit & ~s["done"]
     if new.any():
@@ -152,7 +179,9 @@ def _record(
 def _compact(s: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Drop working rows that are broken, or whose sample another copy has broken."""
     owner = s["owner"]
-    gone = torch.zeros(int(owner.max()) + 1 if len(owner) else 0, dtype=torch.bool, device=owner.device)
+    gone = torch.zeros(
+        int(owner.max()) + 1 if len(owner) else 0, dtype=torch.bool, device=owner.device
+    )
     gone[owner[s["done"]]] = True
     keep = ~gone[owner]
     return {k: v[keep] for k, v in s.items()}
@@ -184,20 +213,38 @@ class _APGD(Attack):
     batch_size: int = 4096
 
     def __post_init__(self) -> None:
-        if self.steps < 1 or self.restarts < 1 or self.parallel < 1 or self.batch_size < 1:
-            raise ValueError("steps, restarts, parallel and batch_size must be >= 1")
+        for param, value in (
+            ("steps", self.steps),
+            ("restarts", self.restarts),
+            ("parallel", self.parallel),
+            ("batch_size", self.batch_size),
+        ):
+            if value < 1:
+                raise ParameterError(param, f"{value} must be >= 1")
         if not 0.0 < self.rho < 1.0:
-            raise ValueError(f"rho={self.rho} must lie in (0, 1), e.g. 0.75")
+            raise ParameterError("rho", f"{self.rho} must lie in (0, 1), e.g. 0.75")
 
-    def _targets(self, model: Model, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel,
-                 target: torch.Tensor | None) -> list[torch.Tensor | None]:  # fmt: skip
+    def _targets(
+        self,
+        model: Model,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        threat: ThreatModel,
+        target: torch.Tensor | None,
+    ) -> list[torch.Tensor | None]:
         """The loss target of each job (one per restart here)."""
         return [target] * self.restarts
 
     def run(
-        self, model: Model, x: Inputs, y: torch.Tensor, threat: ThreatModel, *,
-        target: torch.Tensor | None, generator: torch.Generator,
-    ) -> AttackOutput:  # fmt: skip
+        self,
+        model: Model,
+        x: Inputs,
+        y: torch.Tensor,
+        threat: ThreatModel,
+        *,
+        target: torch.Tensor | None,
+        generator: torch.Generator,
+    ) -> AttackOutput:
         x = require_tensor(x, self.name)
         loss_fn = LOSSES[self.loss]
         best, broken = x.detach().clone(), torch.zeros(len(y), dtype=torch.bool, device=x.device)
@@ -221,14 +268,34 @@ class _APGD(Attack):
             stalled[todo] &= stall.view(len(group), -1).all(dim=0) & ~got
         return AttackOutput(best, metrics={"loss_not_increased": float(stalled.float().mean())})
 
-    def _batched(self, model: Model, x: torch.Tensor, y: torch.Tensor, t: torch.Tensor | None,
-                 owner: torch.Tensor, threat: ThreatModel, loss_fn: LossFn, generator: torch.Generator,
-                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+    def _batched(
+        self,
+        model: Model,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        t: torch.Tensor | None,
+        owner: torch.Tensor,
+        threat: ThreatModel,
+        loss_fn: LossFn,
+        generator: torch.Generator,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         parts = []
         for rows in torch.arange(len(y), device=x.device).split(self.batch_size):
             tt = t[rows] if t is not None else None
-            parts.append(apgd_batch(model, x[rows], y[rows], tt, threat, loss_fn, self.steps,
-                                    self.rho, generator, owner[rows]))  # fmt: skip
+            parts.append(
+                apgd_batch(
+                    model,
+                    x[rows],
+                    y[rows],
+                    tt,
+                    threat,
+                    loss_fn,
+                    self.steps,
+                    self.rho,
+                    generator,
+                    owner[rows],
+                )
+            )
         return tuple(torch.cat(p) for p in zip(*parts))  # type: ignore[return-value]
 
 
@@ -290,10 +357,16 @@ class APGDT(_APGD):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.n_targets < 1:
-            raise ValueError(f"n_targets={self.n_targets} must be >= 1")
+            raise ParameterError("n_targets", f"{self.n_targets} must be >= 1")
 
-    def _targets(self, model: Model, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel,
-                 target: torch.Tensor | None) -> list[torch.Tensor | None]:  # fmt: skip
+    def _targets(
+        self,
+        model: Model,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        threat: ThreatModel,
+        target: torch.Tensor | None,
+    ) -> list[torch.Tensor | None]:
         if threat.goal is Goal.TARGETED:
             return [target] * self.restarts
         with torch.no_grad():

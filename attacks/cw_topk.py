@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from robustbench_lite.attacks._topk_loop import LossFn, MinimumEnergyTopK
 
-from robustbench_lite.model import Model
-from robustbench_lite.registry import register_attack
+from robustbench_lite.core.model import Model
+from robustbench_lite.core.registry import register_attack
+
+from ._topk_loop import LossFn, MinimumEnergyTopK
 
 
 def cw_topk_loss(logits: torch.Tensor, target: torch.Tensor, kappa: float = 0.0) -> torch.Tensor:
@@ -46,7 +47,9 @@ class CWTopK(MinimumEnergyTopK):
 
     kappa: float = 0.0
 
-    def make_loss(self, model: Model, x: torch.Tensor, target: torch.Tensor, stats: dict[str, Any]) -> LossFn:
+    def make_loss(
+        self, model: Model, x: torch.Tensor, target: torch.Tensor, stats: dict[str, Any]
+    ) -> LossFn:
         net = model.differentiable
 
         def loss(x_adv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -5,14 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from robustbench_lite.attacks._losses import LOSSES
-from robustbench_lite.attacks._steps import ascent_direction
 
-from robustbench_lite.attack import Attack
-from robustbench_lite.model import Model
-from robustbench_lite.registry import register_attack
-from robustbench_lite.threat import ThreatModel
-from robustbench_lite.types import Goal, Inputs, Norm, require_tensor
+from robustbench_lite.core.attack import Attack
+from robustbench_lite.core.errors import ParameterError
+from robustbench_lite.core.model import Model
+from robustbench_lite.core.registry import register_attack
+from robustbench_lite.core.threat import ThreatModel
+from robustbench_lite.core.types import Goal, Inputs, Norm, require_tensor
+
+from ._losses import LOSSES
+from ._steps import ascent_direction
 
 
 @register_attack("fgsm")
@@ -26,17 +28,25 @@ class FGSM(Attack):
     Shape: x (N, ...) in the model's bounds; y (N,).
     """
 
-    supports = frozenset((n, g) for n in (Norm.LINF, Norm.L2) for g in (Goal.UNTARGETED, Goal.TARGETED))
+    supports = frozenset(
+        (n, g) for n in (Norm.LINF, Norm.L2) for g in (Goal.UNTARGETED, Goal.TARGETED)
+    )
     loss: str = "ce"
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
-            raise ValueError(f"loss {self.loss!r}: choose one of {', '.join(LOSSES)}")
+            raise ParameterError("loss", f"{self.loss!r}: choose one of {', '.join(LOSSES)}")
 
     def run(
-        self, model: Model, x: Inputs, y: torch.Tensor, threat: ThreatModel, *,
-        target: torch.Tensor | None, generator: torch.Generator,
-    ) -> Inputs:  # fmt: skip
+        self,
+        model: Model,
+        x: Inputs,
+        y: torch.Tensor,
+        threat: ThreatModel,
+        *,
+        target: torch.Tensor | None,
+        generator: torch.Generator,
+    ) -> Inputs:
         x = require_tensor(x, self.name)
         x_in = x.detach().clone().requires_grad_(True)
         loss = LOSSES[self.loss](model.differentiable(x_in), y, target).sum()

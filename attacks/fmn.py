@@ -21,13 +21,15 @@ import math
 from dataclasses import dataclass
 
 import torch
-from robustbench_lite.attacks._losses import margin
 
-from robustbench_lite.attack import Attack, AttackOutput
-from robustbench_lite.model import Model
-from robustbench_lite.registry import register_attack
-from robustbench_lite.threat import ThreatModel
-from robustbench_lite.types import Goal, Inputs, Norm, require_tensor
+from robustbench_lite.core.attack import Attack, AttackOutput
+from robustbench_lite.core.errors import ParameterError
+from robustbench_lite.core.model import Model
+from robustbench_lite.core.registry import register_attack
+from robustbench_lite.core.threat import ThreatModel
+from robustbench_lite.core.types import Goal, Inputs, Norm, require_tensor
+
+from ._losses import margin
 
 
 def _rows(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -67,7 +69,9 @@ class FMN(Attack):
         result.metrics["median_norm"]
     """
 
-    supports = frozenset((n, g) for n in (Norm.LINF, Norm.L2) for g in (Goal.UNTARGETED, Goal.TARGETED))
+    supports = frozenset(
+        (n, g) for n in (Norm.LINF, Norm.L2) for g in (Goal.UNTARGETED, Goal.TARGETED)
+    )
     quick_params = {"steps": 10}
     steps: int = 100
     alpha_init: float = 1.0
@@ -77,16 +81,29 @@ class FMN(Attack):
 
     def __post_init__(self) -> None:
         if self.steps < 1:
-            raise ValueError(f"steps={self.steps} must be >= 1")
-        if self.alpha_init <= 0 or (self.alpha_final is not None and self.alpha_final <= 0):
-            raise ValueError("alpha_init and alpha_final must be > 0")
-        if not 0 < self.gamma_final <= self.gamma_init < 1:
-            raise ValueError("need 0 < gamma_final <= gamma_init < 1, e.g. 0.001 and 0.05")
+            raise ParameterError("steps", f"{self.steps} must be >= 1")
+        if self.alpha_init <= 0:
+            raise ParameterError("alpha_init", f"{self.alpha_init} must be > 0, e.g. 1.0")
+        if self.alpha_final is not None and self.alpha_final <= 0:
+            raise ParameterError("alpha_final", f"{self.alpha_final} must be > 0 (or None)")
+        if not 0 < self.gamma_init < 1:
+            raise ParameterError("gamma_init", f"{self.gamma_init} must lie in (0, 1), e.g. 0.05")
+        if not 0 < self.gamma_final <= self.gamma_init:
+            raise ParameterError(
+                "gamma_final",
+                f"{self.gamma_final} must lie in (0, gamma_init={self.gamma_init}], e.g. 0.001",
+            )
 
     def run(
-        self, model: Model, x: Inputs, y: torch.Tensor, threat: ThreatModel, *,
-        target: torch.Tensor | None, generator: torch.Generator,
-    ) -> AttackOutput:  # fmt: skip
+        self,
+        model: Model,
+        x: Inputs,
+        y: torch.Tensor,
+        threat: ThreatModel,
+        *,
+        target: torch.Tensor | None,
+        generator: torch.Generator,
+    ) -> AttackOutput:
         x = require_tensor(x, self.name)
         best_adv, best_norm, found = self._minimise(model, x, y, target, threat.norm)
         norms = best_norm[found]
@@ -96,8 +113,9 @@ class FMN(Attack):
         }
         return AttackOutput(best_adv, metrics=metrics)
 
-    def _minimise(self, model: Model, x: torch.Tensor, y: torch.Tensor, t: torch.Tensor | None,
-                  norm: Norm) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+    def _minimise(
+        self, model: Model, x: torch.Tensor, y: torch.Tensor, t: torch.Tensor | None, norm: Norm
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Returns (smallest adversarial points (x where none), their norms, found flags)."""
         lo, hi = model.bounds
         alpha_final = self.alpha_final if self.alpha_final is not None else self.alpha_init / 100

@@ -19,16 +19,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from robustbench_lite.attack import Attack, AttackOutput
-from robustbench_lite.errors import RobustbenchLiteError
-from robustbench_lite.model import Model
-from robustbench_lite.registry import register_attack
-from robustbench_lite.threat import ThreatModel
-from robustbench_lite.types import Goal, Inputs, Norm, require_tensor
-
-
-class FoolboxUnavailable(RobustbenchLiteError):
-    """foolbox is not installed or fails to import; only the ``fb_*`` attacks are affected."""
+from robustbench_lite.core.attack import Attack, AttackOutput
+from robustbench_lite.core.errors import FoolboxUnavailable, ParameterError
+from robustbench_lite.core.model import Model
+from robustbench_lite.core.registry import register_attack
+from robustbench_lite.core.threat import ThreatModel
+from robustbench_lite.core.types import Goal, Inputs, Norm, require_tensor
 
 
 def import_foolbox() -> Any:
@@ -65,9 +61,15 @@ class _FoolboxAttack(Attack):
         raise NotImplementedError
 
     def run(
-        self, model: Model, x: Inputs, y: torch.Tensor, threat: ThreatModel, *,
-        target: torch.Tensor | None, generator: torch.Generator,
-    ) -> AttackOutput:  # fmt: skip
+        self,
+        model: Model,
+        x: Inputs,
+        y: torch.Tensor,
+        threat: ThreatModel,
+        *,
+        target: torch.Tensor | None,
+        generator: torch.Generator,
+    ) -> AttackOutput:
         x = require_tensor(x, self.name)
         fb = import_foolbox()
         net = _Net(model).eval()
@@ -111,9 +113,12 @@ class FoolboxCWL2(_FoolboxAttack):
 
     def make(self, fb: Any, threat: ThreatModel, num_classes: int) -> Any:
         return fb.attacks.L2CarliniWagnerAttack(
-            binary_search_steps=self.binary_search_steps, steps=self.steps, stepsize=self.stepsize,
-            confidence=self.confidence, initial_const=self.initial_const,
-        )  # fmt: skip
+            binary_search_steps=self.binary_search_steps,
+            steps=self.steps,
+            stepsize=self.stepsize,
+            confidence=self.confidence,
+            initial_const=self.initial_const,
+        )
 
 
 @register_attack("fb_deepfool")
@@ -134,8 +139,12 @@ class FoolboxDeepFool(_FoolboxAttack):
     overshoot: float = 0.02
 
     def make(self, fb: Any, threat: ThreatModel, num_classes: int) -> Any:
-        cls = fb.attacks.L2DeepFoolAttack if threat.norm is Norm.L2 else fb.attacks.LinfDeepFoolAttack
-        return cls(steps=self.steps, candidates=min(self.candidates, num_classes), overshoot=self.overshoot)
+        cls = (
+            fb.attacks.L2DeepFoolAttack if threat.norm is Norm.L2 else fb.attacks.LinfDeepFoolAttack
+        )
+        return cls(
+            steps=self.steps, candidates=min(self.candidates, num_classes), overshoot=self.overshoot
+        )
 
 
 @register_attack("fb_ead")
@@ -161,14 +170,16 @@ class FoolboxEAD(_FoolboxAttack):
 
     def __post_init__(self) -> None:
         if self.decision_rule not in ("EN", "L1"):
-            raise ValueError(f"decision_rule={self.decision_rule!r}: choose EN or L1")
+            raise ParameterError("decision_rule", f"{self.decision_rule!r}: choose EN or L1")
 
     def make(self, fb: Any, threat: ThreatModel, num_classes: int) -> Any:
         return fb.attacks.EADAttack(
-            binary_search_steps=self.binary_search_steps, steps=self.steps,
-            initial_stepsize=self.initial_stepsize, regularization=self.regularization,
+            binary_search_steps=self.binary_search_steps,
+            steps=self.steps,
+            initial_stepsize=self.initial_stepsize,
+            regularization=self.regularization,
             decision_rule=self.decision_rule,
-        )  # fmt: skip
+        )
 
 
 @register_attack("fb_boundary")

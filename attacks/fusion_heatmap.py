@@ -30,19 +30,20 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from robustbench_lite.attacks._fusion import (
+
+from robustbench_lite.core.attack import Attack, AttackOutput
+from robustbench_lite.core.model import Model
+from robustbench_lite.core.registry import register_attack
+from robustbench_lite.core.threat import ThreatModel
+from robustbench_lite.core.types import Goal, Inputs, Norm
+
+from ._fusion import (
     camera_inputs,
     check_score_kind,
     concentration,
     detection_net,
     detection_scores,
 )
-
-from robustbench_lite.attack import Attack, AttackOutput
-from robustbench_lite.model import Model
-from robustbench_lite.registry import register_attack
-from robustbench_lite.threat import ThreatModel
-from robustbench_lite.types import Goal, Inputs, Norm
 
 
 @register_attack("fusion_heatmap")
@@ -66,7 +67,6 @@ class FusionHeatmap(Attack):
 
     supports = frozenset({(Norm.PATCH, Goal.UNTARGETED)})
     multimodal = True
-    generic_test = False
     quick_params = {"steps": 60}
     steps: int = 300
     lr: float = 0.05
@@ -77,9 +77,15 @@ class FusionHeatmap(Attack):
     adaptive_threshold: float | None = None
 
     def run(
-        self, model: Model, x: Inputs, y: torch.Tensor, threat: ThreatModel, *,
-        target: torch.Tensor | None, generator: torch.Generator,
-    ) -> AttackOutput:  # fmt: skip
+        self,
+        model: Model,
+        x: Inputs,
+        y: torch.Tensor,
+        threat: ThreatModel,
+        *,
+        target: torch.Tensor | None,
+        generator: torch.Generator,
+    ) -> AttackOutput:
         key, inputs = camera_inputs(x, threat, self.name)
         check_score_kind(self.score, self.name)
         net = detection_net(model, self.name)
@@ -92,10 +98,17 @@ class FusionHeatmap(Attack):
         w_adv = torch.full((n,), self.w_adv, device=cam.device)
         for _ in range(self.steps):
             mask = self._mask(logits, h, w)
-            scores = detection_scores(net, {**inputs, key: (1 - mask) * cam + mask * pert}, self.score)
+            scores = detection_scores(
+                net, {**inputs, key: (1 - mask) * cam + mask * pert}, self.score
+            )
             if self.adaptive_threshold is not None:
-                w_adv = torch.where(scores.detach() < self.adaptive_threshold, torch.zeros_like(w_adv), w_adv)
-            loss = (w_adv * torch.log(scores.clamp_min(1e-6)) + self.w_mask * mask.flatten(1).mean(dim=1)).sum()
+                w_adv = torch.where(
+                    scores.detach() < self.adaptive_threshold, torch.zeros_like(w_adv), w_adv
+                )
+            loss = (
+                w_adv * torch.log(scores.clamp_min(1e-6))
+                + self.w_mask * mask.flatten(1).mean(dim=1)
+            ).sum()
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -118,5 +131,7 @@ class FusionHeatmap(Attack):
 
     def _mask(self, logits: torch.Tensor, h: int, w: int) -> torch.Tensor:
         """M (N, 1, H, W): nearest upsampling of tanh(M0) * 0.5 + 0.5, cropped, in [0, 1]."""
-        up = F.interpolate(torch.tanh(logits) * 0.5 + 0.5, scale_factor=self.mask_step, mode="nearest")
+        up = F.interpolate(
+            torch.tanh(logits) * 0.5 + 0.5, scale_factor=self.mask_step, mode="nearest"
+        )
         return up[:, :, :h, :w].clamp(0, 1)

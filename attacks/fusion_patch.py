@@ -2,7 +2,7 @@
 camera-only patch against a camera+LiDAR fusion detector; LiDAR is never touched.
 
 Two placements, both warped into the image with the exact plane homography of the model's own
-camera (:mod:`robustbench_lite.fusion_geometry`):
+camera (:mod:`robustbench_lite.worlds.fusion_geometry`):
 
 * ``strategy="scene"``: a rectangle on the ground plane (default 2 m wide x 2.5 m deep, centred
   7.3 m ahead, as in the paper's small BEVFusion-PKU patch); default loss log(mean detection
@@ -39,7 +39,21 @@ import math
 from dataclasses import dataclass
 
 import torch
-from robustbench_lite.attacks._fusion import (
+
+from robustbench_lite.core.attack import Attack, AttackOutput
+from robustbench_lite.core.errors import DataError, ParameterError, UnsupportedThreatError
+from robustbench_lite.core.model import Model
+from robustbench_lite.core.registry import register_attack
+from robustbench_lite.core.threat import ThreatModel
+from robustbench_lite.core.types import Goal, Inputs, Norm
+from robustbench_lite.worlds.fusion_geometry import (
+    PlanarPatch,
+    ground_patch,
+    patch_coordinates,
+    rear_face_patch,
+)
+
+from ._fusion import (
     camera_inputs,
     check_score_kind,
     colour_jitter,
@@ -47,19 +61,6 @@ from robustbench_lite.attacks._fusion import (
     detection_scores,
     log_mean,
 )
-
-from robustbench_lite.attack import Attack, AttackOutput
-from robustbench_lite.errors import DataError, UnsupportedThreatError
-from robustbench_lite.fusion_geometry import (
-    PlanarPatch,
-    ground_patch,
-    patch_coordinates,
-    rear_face_patch,
-)
-from robustbench_lite.model import Model
-from robustbench_lite.registry import register_attack
-from robustbench_lite.threat import ThreatModel
-from robustbench_lite.types import Goal, Inputs, Norm
 
 STRATEGIES = ("object", "scene")
 CAR_PRIOR_LWH = (4.1, 1.9, 1.55)
@@ -91,7 +92,6 @@ class FusionPatch(Attack):
 
     supports = frozenset({(Norm.PATCH, Goal.UNTARGETED)})
     multimodal = True
-    generic_test = False
     quick_params = {"steps": 60}
     strategy: str = "object"
     steps: int = 300
@@ -111,11 +111,19 @@ class FusionPatch(Attack):
     lr_gamma: float = 0.97
 
     def run(
-        self, model: Model, x: Inputs, y: torch.Tensor, threat: ThreatModel, *,
-        target: torch.Tensor | None, generator: torch.Generator,
-    ) -> AttackOutput:  # fmt: skip
+        self,
+        model: Model,
+        x: Inputs,
+        y: torch.Tensor,
+        threat: ThreatModel,
+        *,
+        target: torch.Tensor | None,
+        generator: torch.Generator,
+    ) -> AttackOutput:
         if self.strategy not in STRATEGIES:
-            raise DataError(f"attack {self.name}: strategy={self.strategy!r}; choose one of {', '.join(STRATEGIES)}")
+            raise ParameterError(
+                "strategy", f"{self.strategy!r}: choose one of {', '.join(STRATEGIES)}"
+            )
         key, inputs = camera_inputs(x, threat, self.name)
         score_kind = self.score or ("target" if self.strategy == "object" else "mean")
         check_score_kind(score_kind, self.name)
@@ -127,15 +135,21 @@ class FusionPatch(Attack):
         area = self._check_area(p, patches, h, w, threat)
         scales = torch.linspace(self.scale_range[0], self.scale_range[1], 8).tolist()
         bank = [[patch_coordinates(p, pt.scaled(s), h, w) for s in scales] for pt in patches]
-        tex = torch.rand(1 if self.universal else n, 3, self.patch_px, self.patch_px, generator=generator)
+        tex = torch.rand(
+            1 if self.universal else n, 3, self.patch_px, self.patch_px, generator=generator
+        )
         tex = tex.to(cam).requires_grad_(True)
         opt = torch.optim.Adam([tex], lr=self.lr, betas=(0.5, 0.9))
-        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=max(1, self.lr_step_every), gamma=self.lr_gamma)
+        sched = torch.optim.lr_scheduler.StepLR(
+            opt, step_size=max(1, self.lr_step_every), gamma=self.lr_gamma
+        )
         for _ in range(self.steps):
             scores = []
             for _e in range(self.eot_samples):
                 idx = torch.randint(len(scales), (n,), generator=generator).tolist()
-                jittered = colour_jitter(tex, generator, self.brightness, self.contrast, self.saturation)
+                jittered = colour_jitter(
+                    tex, generator, self.brightness, self.contrast, self.saturation
+                )
                 img = _paste(cam, jittered, [bank[i][j] for i, j in enumerate(idx)])
                 scores.append(detection_scores(net, {**inputs, key: img}, score_kind))
             loss = log_mean(torch.stack(scores), dim=0).sum() + self.tv_weight * _tv(tex)
@@ -146,13 +160,20 @@ class FusionPatch(Attack):
             with torch.no_grad():
                 tex.clamp_(0, 1)
         unit = scales.index(1.0) if 1.0 in scales else None
-        coords = [bank[i][unit] if unit is not None else patch_coordinates(p, patches[i], h, w) for i in range(n)]
+        coords = [
+            bank[i][unit] if unit is not None else patch_coordinates(p, patches[i], h, w)
+            for i in range(n)
+        ]
         with torch.no_grad():
             adv = _paste(cam, tex.detach().clamp(0, 1), coords)
             final = detection_scores(net, {**inputs, key: adv}, score_kind)
         return AttackOutput(
             {**inputs, key: adv},
-            metrics={"patch_area_fraction": area, "final_score": float(final.mean()), "score_kind": score_kind},
+            metrics={
+                "patch_area_fraction": area,
+                "final_score": float(final.mean()),
+                "score_kind": score_kind,
+            },
         )
 
     def _placement(self, inputs: dict[str, torch.Tensor], i: int) -> PlanarPatch:
@@ -165,7 +186,9 @@ class FusionPatch(Attack):
                 "box centre in metres; or use strategy='scene'"
             )
         cx, cy = (float(v) for v in inputs["target_xy"][i])
-        length, _, height = (float(v) for v in inputs["target_lwh"][i]) if "target_lwh" in inputs else CAR_PRIOR_LWH
+        length, _, height = (
+            (float(v) for v in inputs["target_lwh"][i]) if "target_lwh" in inputs else CAR_PRIOR_LWH
+        )
         return rear_face_patch(cx - length / 2, cy, height / 2, self.size_m or (1.0, 1.0))
 
     def _check_area(
@@ -183,12 +206,16 @@ class FusionPatch(Attack):
         return sum(areas) / len(areas)
 
 
-def _paste(cam: torch.Tensor, texture: torch.Tensor, coords: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+def _paste(
+    cam: torch.Tensor, texture: torch.Tensor, coords: list[tuple[torch.Tensor, torch.Tensor]]
+) -> torch.Tensor:
     """Images (N, 3, H, W) with texture (N or 1, 3, h, w) sampled at per-scene coordinates."""
     grid = torch.stack([c[0] for c in coords]).to(cam)
     inside = torch.stack([c[1] for c in coords]).to(cam.device)
     tex = texture.expand(cam.shape[0], -1, -1, -1)
-    sampled = torch.nn.functional.grid_sample(tex, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    sampled = torch.nn.functional.grid_sample(
+        tex, grid, mode="bilinear", padding_mode="border", align_corners=False
+    )
     return torch.where(inside[:, None], sampled, cam)
 
 
@@ -197,4 +224,3 @@ def _tv(texture: torch.Tensor) -> torch.Tensor:
     dx = (texture[..., :, 1:] - texture[..., :, :-1]).abs().mean()
     dy = (texture[..., 1:, :] - texture[..., :-1, :]).abs().mean()
     return dx + dy
-

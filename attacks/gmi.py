@@ -12,17 +12,18 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
-from robustbench_lite.attacks._inversion_eval import evaluate_reconstructions, load_evaluator
-from robustbench_lite.attacks._inversion_prior import DEFAULT_PRIORS, GanPrior, load_prior
-from robustbench_lite.attacks._inversion_setting import InversionSetting, setting_for_model
 from torch.nn import functional as F
 
-from robustbench_lite.attack import Attack, AttackOutput
-from robustbench_lite.errors import UnsupportedThreatError
-from robustbench_lite.model import Model
-from robustbench_lite.registry import register_attack
-from robustbench_lite.threat import ThreatModel
-from robustbench_lite.types import Goal, Inputs, Norm
+from robustbench_lite.core.attack import Attack, AttackOutput
+from robustbench_lite.core.errors import ParameterError, UnsupportedThreatError
+from robustbench_lite.core.model import Model
+from robustbench_lite.core.registry import register_attack
+from robustbench_lite.core.threat import ThreatModel
+from robustbench_lite.core.types import Goal, Inputs, Norm
+from robustbench_lite.zoo.inversion_setting import InversionSetting, setting_for_model
+
+from ._inversion_eval import evaluate_reconstructions, load_evaluator
+from ._inversion_prior import DEFAULT_PRIORS, GanPrior, load_prior
 
 
 @register_attack("gmi")
@@ -60,7 +61,6 @@ class GMI(Attack):
     """
 
     supports = frozenset({(Norm.NONE, Goal.TARGETED)})
-    generic_test = False
     quick_params = {"iterations": 100, "restarts": 2, "gan_steps": 40, "gan_width": 8}
     setting: str | None = None
     iterations: int = 1500
@@ -73,10 +73,12 @@ class GMI(Attack):
     gan_width: int | None = None
 
     def __post_init__(self) -> None:
-        if self.iterations < 1 or self.restarts < 1:
-            raise UnsupportedThreatError(f"{self.name}: iterations and restarts must be >= 1")
-        if self.lr <= 0 or self.clip <= 0:
-            raise UnsupportedThreatError(f"{self.name}: lr and clip must be > 0")
+        for param, count in (("iterations", self.iterations), ("restarts", self.restarts)):
+            if count < 1:
+                raise ParameterError(param, f"{count} must be >= 1")
+        for param, size in (("lr", self.lr), ("clip", self.clip)):
+            if size <= 0:
+                raise ParameterError(param, f"{size} must be > 0")
 
     def prior(self, setting: InversionSetting) -> GanPrior:
         """The (cached) GAN prior of ``setting`` with this attack's overrides."""
@@ -98,9 +100,15 @@ class GMI(Attack):
         return F.cross_entropy(model.differentiable(images), target, reduction="none")
 
     def run(
-        self, model: Model, x: Inputs, y: torch.Tensor, threat: ThreatModel, *,
-        target: torch.Tensor | None, generator: torch.Generator,
-    ) -> AttackOutput:  # fmt: skip
+        self,
+        model: Model,
+        x: Inputs,
+        y: torch.Tensor,
+        threat: ThreatModel,
+        *,
+        target: torch.Tensor | None,
+        generator: torch.Generator,
+    ) -> AttackOutput:
         if target is None:
             raise UnsupportedThreatError(f"{self.name} needs target classes to reconstruct")
         setting = setting_for_model(model, self.setting)
@@ -117,21 +125,31 @@ class GMI(Attack):
             x_rec = images.reshape(r, n, *images.shape[1:])[best, torch.arange(n)]
         metrics = evaluate_reconstructions(model, load_evaluator(setting), x_rec, target, setting)
         metrics["prior_recipe_hash"] = prior.meta["recipe_hash"]
-        metrics.update({k: v for k, v in context.items() if isinstance(v, float)})  # e.g. lambda_reg
+        metrics.update(
+            {k: v for k, v in context.items() if isinstance(v, float)}
+        )  # e.g. lambda_reg
         return AttackOutput(x_rec, metrics=metrics)
 
     def optimise(
-        self, model: Model, prior: GanPrior, context: Mapping[str, Any], z: torch.Tensor,
+        self,
+        model: Model,
+        prior: GanPrior,
+        context: Mapping[str, Any],
+        z: torch.Tensor,
         target: torch.Tensor,
-    ) -> torch.Tensor:  # fmt: skip
+    ) -> torch.Tensor:
         """Nesterov-form momentum SGD on L(z) = -D(G(z)) + lambda_id * L_id; z (B, z_dim)."""
         velocity = torch.zeros_like(z)
         for _ in range(self.iterations):
             z = z.detach().requires_grad_(True)
             images = prior.generator(z)
-            loss = -prior.critic(images)[:, 0] + self.lambda_id * self.identity_loss(model, context, images, target)
+            loss = -prior.critic(images)[:, 0] + self.lambda_id * self.identity_loss(
+                model, context, images, target
+            )
             (grad,) = torch.autograd.grad(loss.sum(), z)
             previous = velocity
             velocity = self.momentum * velocity - self.lr * grad
-            z = (z.detach() - self.momentum * previous + (1 + self.momentum) * velocity).clamp(-self.clip, self.clip)
+            z = (z.detach() - self.momentum * previous + (1 + self.momentum) * velocity).clamp(
+                -self.clip, self.clip
+            )
         return z.detach()

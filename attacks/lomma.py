@@ -11,15 +11,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from robustbench_lite.attacks._inversion_eval import penultimate
-from robustbench_lite.attacks._inversion_prior import cached_modules
-from robustbench_lite.attacks._inversion_setting import InversionSetting
-from robustbench_lite.attacks.gmi import GMI
 from torch import nn
 from torch.nn import functional as F
 
-from robustbench_lite.model import Model
-from robustbench_lite.registry import register_attack
+from robustbench_lite.core.errors import ParameterError
+from robustbench_lite.core.model import Model
+from robustbench_lite.core.registry import register_attack
+from robustbench_lite.zoo.inversion_setting import InversionSetting
+
+from ._inversion_eval import penultimate
+from ._inversion_prior import cached_modules
+from .gmi import GMI
 
 STUDENT_ARCHS = ("linear", "mlp", "cnn")
 
@@ -33,10 +35,13 @@ def build_student(arch: str, setting: InversionSetting) -> nn.Sequential:
     if arch == "mlp":
         return nn.Sequential(nn.Flatten(), nn.Linear(c * h * w, 128), nn.ReLU(), nn.Linear(128, k))
     return nn.Sequential(
-        nn.Conv2d(c, 16, 3, stride=2, padding=1), nn.ReLU(),
-        nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.ReLU(),
-        nn.Flatten(), nn.Linear(32 * ((h + 3) // 4) * ((w + 3) // 4), k),
-    )  # fmt: skip
+        nn.Conv2d(c, 16, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(16, 32, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(32 * ((h + 3) // 4) * ((w + 3) // 4), k),
+    )
 
 
 def weights_digest(net: nn.Module) -> str:
@@ -48,7 +53,12 @@ def weights_digest(net: nn.Module) -> str:
     return digest.hexdigest()[:12]
 
 
-def distil(students: dict[str, nn.Module], teacher: Model, setting: InversionSetting, recipe: Mapping[str, Any]) -> dict[str, Any]:
+def distil(
+    students: dict[str, nn.Module],
+    teacher: Model,
+    setting: InversionSetting,
+    recipe: Mapping[str, Any],
+) -> dict[str, Any]:
     """Distil ``teacher`` into ``students`` on public images only (global RNG, seeded).
 
     Loss KL(softmax(T(x)/tau) || softmax(S(x)/tau)); SGD lr, momentum 0.9, weight decay 1e-4.
@@ -59,7 +69,9 @@ def distil(students: dict[str, nn.Module], teacher: Model, setting: InversionSet
         soft = torch.softmax(teacher.logits(x_pub) / recipe["tau"], dim=1)
     agreement = {}
     for key, student in students.items():
-        opt = torch.optim.SGD(student.parameters(), lr=recipe["lr"], momentum=0.9, weight_decay=1e-4)
+        opt = torch.optim.SGD(
+            student.parameters(), lr=recipe["lr"], momentum=0.9, weight_decay=1e-4
+        )
         student.train()
         for _ in range(recipe["epochs"]):
             order = torch.randperm(len(x_pub))
@@ -77,23 +89,44 @@ def distil(students: dict[str, nn.Module], teacher: Model, setting: InversionSet
 
 
 def load_students(
-    teacher: Model, setting: InversionSetting, *, archs: tuple[str, ...], epochs: int, lr: float = 0.01
+    teacher: Model,
+    setting: InversionSetting,
+    *,
+    archs: tuple[str, ...],
+    epochs: int,
+    lr: float = 0.01,
 ) -> tuple[list[Model], dict[str, Any]]:
     """Students distilled from ``teacher`` on the setting's public split, cached by recipe."""
     recipe = {
-        "kind": "distil", "setting": setting.name, "teacher": teacher.name,
-        "teacher_weights": weights_digest(teacher.net), "archs": list(archs), "epochs": epochs,
-        "lr": lr, "tau": 1.0, "batch_size": 64, "seed": 0,
-    }  # fmt: skip
+        "kind": "distil",
+        "setting": setting.name,
+        "teacher": teacher.name,
+        "teacher_weights": weights_digest(teacher.net),
+        "archs": list(archs),
+        "epochs": epochs,
+        "lr": lr,
+        "tau": 1.0,
+        "batch_size": 64,
+        "seed": 0,
+    }
 
     def build() -> dict[str, nn.Module]:
         return {f"{i}-{a}": build_student(a, setting) for i, a in enumerate(archs)}
 
-    modules, meta = cached_modules(f"{setting.name}-students", recipe, build, lambda m: distil(m, teacher, setting, recipe))
+    modules, meta = cached_modules(
+        f"{setting.name}-students", recipe, build, lambda m: distil(m, teacher, setting, recipe)
+    )
     models = []
     for key, net in modules.items():
         net.requires_grad_(False)
-        models.append(Model(net=net, bounds=teacher.bounds, name=f"student:{key}", num_classes=setting.num_private))
+        models.append(
+            Model(
+                net=net,
+                bounds=teacher.bounds,
+                name=f"student:{key}",
+                num_classes=setting.num_private,
+            )
+        )
     return models, meta
 
 
@@ -135,19 +168,23 @@ class LOMMA(GMI):
     """
 
     quick_params = {
-        "iterations": 100, "restarts": 2, "gan_steps": 40, "gan_width": 8, "student_epochs": 2,
-    }  # fmt: skip
+        "iterations": 100,
+        "restarts": 2,
+        "gan_steps": 40,
+        "gan_width": 8,
+        "student_epochs": 2,
+    }
     lambda_reg: float = 1.0
     student_archs: tuple[str, ...] = STUDENT_ARCHS
     student_epochs: int = 50
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        from robustbench_lite.errors import UnsupportedThreatError
-
         bad = [a for a in self.student_archs if a not in STUDENT_ARCHS]
         if bad:
-            raise UnsupportedThreatError(f"lomma: student arch {bad[0]!r}; choose from {', '.join(STUDENT_ARCHS)}")
+            raise ParameterError(
+                "student_archs", f"{bad[0]!r} is not one; choose from {', '.join(STUDENT_ARCHS)}"
+            )
 
     def context(self, model: Model, setting: InversionSetting) -> Mapping[str, Any]:
         """T's public feature mean ``mu_pub`` (F,) and mean variance ``feature_var`` (float), the
@@ -159,11 +196,15 @@ class LOMMA(GMI):
         feature_var = float(feats.var(dim=0).mean().clamp_min(1e-12))
         students: list[Model] = []
         if self.student_archs:
-            students, _ = load_students(model, setting, archs=tuple(self.student_archs), epochs=self.student_epochs)
+            students, _ = load_students(
+                model, setting, archs=tuple(self.student_archs), epochs=self.student_epochs
+            )
         return {
-            "mu_pub": mu_pub, "feature_var": feature_var, "lambda_reg": float(self.lambda_reg),
+            "mu_pub": mu_pub,
+            "feature_var": feature_var,
+            "lambda_reg": float(self.lambda_reg),
             "students": [s.to(model.device) for s in students],
-        }  # fmt: skip
+        }
 
     def identity_loss(
         self, model: Model, context: Mapping[str, Any], images: torch.Tensor, target: torch.Tensor

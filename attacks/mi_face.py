@@ -9,15 +9,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from robustbench_lite.attacks._inversion_eval import evaluate_reconstructions, load_evaluator
-from robustbench_lite.attacks._inversion_setting import setting_for_model
 
-from robustbench_lite.attack import Attack, AttackOutput
-from robustbench_lite.errors import UnsupportedThreatError
-from robustbench_lite.model import Model
-from robustbench_lite.registry import register_attack
-from robustbench_lite.threat import ThreatModel
-from robustbench_lite.types import Goal, Inputs, Norm
+from robustbench_lite.core.attack import Attack, AttackOutput
+from robustbench_lite.core.errors import ParameterError, UnsupportedThreatError
+from robustbench_lite.core.model import Model
+from robustbench_lite.core.registry import register_attack
+from robustbench_lite.core.threat import ThreatModel
+from robustbench_lite.core.types import Goal, Inputs, Norm
+from robustbench_lite.zoo.inversion_setting import setting_for_model
+
+from ._inversion_eval import evaluate_reconstructions, load_evaluator
 
 
 @register_attack("mi_face")
@@ -58,7 +59,6 @@ class MIFace(Attack):
     """
 
     supports = frozenset({(Norm.NONE, Goal.TARGETED)})
-    generic_test = False
     quick_params = {"max_iter": 200, "patience": 20}
     setting: str | None = None
     max_iter: int = 5000
@@ -68,15 +68,26 @@ class MIFace(Attack):
     restarts: int = 1
 
     def __post_init__(self) -> None:
-        if self.max_iter < 1 or self.patience < 1 or self.restarts < 1:
-            raise UnsupportedThreatError("mi_face: max_iter, patience and restarts must be >= 1")
+        for param, value in (
+            ("max_iter", self.max_iter),
+            ("patience", self.patience),
+            ("restarts", self.restarts),
+        ):
+            if value < 1:
+                raise ParameterError(param, f"{value} must be >= 1")
         if self.lr <= 0:
-            raise UnsupportedThreatError(f"mi_face: lr={self.lr} must be > 0")
+            raise ParameterError("lr", f"{self.lr} must be > 0, e.g. 0.1")
 
     def run(
-        self, model: Model, x: Inputs, y: torch.Tensor, threat: ThreatModel, *,
-        target: torch.Tensor | None, generator: torch.Generator,
-    ) -> AttackOutput:  # fmt: skip
+        self,
+        model: Model,
+        x: Inputs,
+        y: torch.Tensor,
+        threat: ThreatModel,
+        *,
+        target: torch.Tensor | None,
+        generator: torch.Generator,
+    ) -> AttackOutput:
         if not isinstance(x, torch.Tensor) or target is None:
             raise UnsupportedThreatError("mi_face needs tensor start images x and target classes")
         setting = setting_for_model(model, self.setting)
@@ -114,8 +125,15 @@ class MIFace(Attack):
             (grad,) = torch.autograd.grad(cost.sum(), xa)
             cost = cost.detach()
             improved = cost < best_c[active]
-            best_x[active[improved]], best_c[active[improved]] = xa.detach()[improved], cost[improved]
-            stalled = cost >= history[active].amax(dim=1) if i >= self.patience else torch.zeros_like(improved)
+            best_x[active[improved]], best_c[active[improved]] = (
+                xa.detach()[improved],
+                cost[improved],
+            )
+            stalled = (
+                cost >= history[active].amax(dim=1)
+                if i >= self.patience
+                else torch.zeros_like(improved)
+            )
             history[active] = torch.cat([history[active, 1:], cost[:, None]], dim=1)
             keep = ~stalled & (prob.detach() < self.gamma)
             if i == self.max_iter or not keep.any():

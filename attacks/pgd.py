@@ -5,14 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from robustbench_lite.attacks._losses import LOSSES
-from robustbench_lite.attacks._steps import ascent_direction, random_start
 
-from robustbench_lite.attack import Attack, AttackOutput
-from robustbench_lite.model import Model
-from robustbench_lite.registry import register_attack
-from robustbench_lite.threat import ThreatModel
-from robustbench_lite.types import Goal, Inputs, Norm, require_tensor
+from robustbench_lite.core.attack import Attack, AttackOutput
+from robustbench_lite.core.errors import ParameterError
+from robustbench_lite.core.model import Model
+from robustbench_lite.core.registry import register_attack
+from robustbench_lite.core.threat import ThreatModel
+from robustbench_lite.core.types import Goal, Inputs, Norm, require_tensor
+
+from ._losses import LOSSES
+from ._steps import ascent_direction, random_start
 
 
 @register_attack("pgd")
@@ -35,7 +37,9 @@ class PGD(Attack):
         result = rbl.create_attack("pgd", steps=40)(model, x, y, "linf:0.1")
     """
 
-    supports = frozenset((n, g) for n in (Norm.LINF, Norm.L2) for g in (Goal.UNTARGETED, Goal.TARGETED))
+    supports = frozenset(
+        (n, g) for n in (Norm.LINF, Norm.L2) for g in (Goal.UNTARGETED, Goal.TARGETED)
+    )
     quick_params = {"steps": 10}
     steps: int = 40
     restarts: int = 1
@@ -46,16 +50,29 @@ class PGD(Attack):
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
-            raise ValueError(f"loss {self.loss!r}: choose one of {', '.join(LOSSES)}")
-        if self.steps < 1 or self.restarts < 1 or self.batch_size < 1:
-            raise ValueError("steps, restarts and batch_size must be >= 1")
+            raise ParameterError("loss", f"{self.loss!r}: choose one of {', '.join(LOSSES)}")
+        for param, value in (
+            ("steps", self.steps),
+            ("restarts", self.restarts),
+            ("batch_size", self.batch_size),
+        ):
+            if value < 1:
+                raise ParameterError(param, f"{value} must be >= 1")
         if self.step_size is not None and self.step_size <= 0:
-            raise ValueError(f"step_size={self.step_size} must be > 0")
+            raise ParameterError(
+                "step_size", f"{self.step_size} must be > 0, or None for 2.5 * eps / steps"
+            )
 
     def run(
-        self, model: Model, x: Inputs, y: torch.Tensor, threat: ThreatModel, *,
-        target: torch.Tensor | None, generator: torch.Generator,
-    ) -> AttackOutput:  # fmt: skip
+        self,
+        model: Model,
+        x: Inputs,
+        y: torch.Tensor,
+        threat: ThreatModel,
+        *,
+        target: torch.Tensor | None,
+        generator: torch.Generator,
+    ) -> AttackOutput:
         x = require_tensor(x, self.name)
         best = x.detach().clone()
         broken = torch.zeros(len(y), dtype=torch.bool, device=x.device)
@@ -64,7 +81,9 @@ class PGD(Attack):
             todo = (~broken).nonzero()[:, 0]
             for chunk in todo.split(self.batch_size):
                 t = target[chunk] if target is not None else None
-                x_adv, no_gain = self._one_run(model, x[chunk], y[chunk], t, threat, generator, restart)
+                x_adv, no_gain = self._one_run(
+                    model, x[chunk], y[chunk], t, threat, generator, restart
+                )
                 if restart == 0:
                     stalled[chunk] = no_gain
                 if restart == self.restarts - 1:  # last run: no later restart needs the hits
@@ -72,21 +91,33 @@ class PGD(Attack):
                     continue
                 with torch.no_grad():
                     hit = threat.is_success(model(x_adv), y[chunk], t)
-                best[chunk] = torch.where(_rows(hit, x_adv), x_adv, best[chunk] if restart else x_adv)
+                best[chunk] = torch.where(
+                    _rows(hit, x_adv), x_adv, best[chunk] if restart else x_adv
+                )
                 broken[chunk] |= hit
             if broken.all():
                 break
         return AttackOutput(best, metrics={"loss_not_increased": float(stalled.float().mean())})
 
     def _one_run(
-        self, model: Model, x: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None,
-        threat: ThreatModel, generator: torch.Generator, restart: int,
-    ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+        self,
+        model: Model,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        target: torch.Tensor | None,
+        threat: ThreatModel,
+        generator: torch.Generator,
+        restart: int,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """One PGD run on a chunk; returns (x_adv, loss-did-not-increase flags)."""
         loss_fn = LOSSES[self.loss]
         net = model.differentiable
         step = self.step_size if self.step_size is not None else 2.5 * threat.eps / self.steps
-        start = random_start(x, threat.norm, threat.eps, generator) if (self.random_start or restart) else x
+        start = (
+            random_start(x, threat.norm, threat.eps, generator)
+            if (self.random_start or restart)
+            else x
+        )
         x_adv = threat.project(x, start, model.bounds)
         assert isinstance(x_adv, torch.Tensor)
         first_loss = None

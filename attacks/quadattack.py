@@ -11,15 +11,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from robustbench_lite.attacks._feature_split import ModelSplitError, split_model
-from robustbench_lite.attacks._qp import ProjectionQP, QPInfeasibleError, check_feasible
-from robustbench_lite.attacks._topk_loop import AttackParamError, LossFn, MinimumEnergyTopK
-from robustbench_lite.attacks._topk_metrics import topk_metrics
 
-from robustbench_lite.model import Model
-from robustbench_lite.registry import register_attack
+from robustbench_lite.core.errors import ParameterError
+from robustbench_lite.core.model import Model
+from robustbench_lite.core.registry import register_attack
 
-__all__ = ["ModelSplitError", "QPInfeasibleError", "QuadAttack", "topk_metrics"]
+from ._feature_split import split_model
+from ._qp import ProjectionQP, check_feasible
+from ._topk_loop import LossFn, MinimumEnergyTopK
+from ._topk_metrics import topk_metrics
+
+__all__ = ["QuadAttack", "topk_metrics"]
 
 
 @register_attack("quadattack")
@@ -64,11 +66,13 @@ class QuadAttack(MinimumEnergyTopK):
     def __post_init__(self) -> None:
         super().__post_init__()
         if not self.margin > 0:
-            raise AttackParamError(
-                f"margin={self.margin}: must be > 0 logits (ties count as failures); e.g. 0.2"
+            raise ParameterError(
+                "margin", f"{self.margin} must be > 0 logits (ties count as failures), e.g. 0.2"
             )
 
-    def make_loss(self, model: Model, x: torch.Tensor, target: torch.Tensor, stats: dict[str, Any]) -> LossFn:
+    def make_loss(
+        self, model: Model, x: torch.Tensor, target: torch.Tensor, stats: dict[str, Any]
+    ) -> LossFn:
         split = split_model(model, check_inputs=x[:8])
         qp = ProjectionQP.topk(split.weight, split.bias, target, self.margin)
         with torch.no_grad():

@@ -40,15 +40,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from robustbench_lite.attacks._losses import margin
 
-from robustbench_lite.attack import Attack, AttackOutput
-from robustbench_lite.errors import DataError
-from robustbench_lite.model import Model
-from robustbench_lite.registry import register_attack
-from robustbench_lite.snn import SURROGATES, SurrogateError, parse_surrogate, with_surrogate
-from robustbench_lite.threat import ThreatModel
-from robustbench_lite.types import Goal, Inputs, Norm
+from robustbench_lite.core.attack import Attack, AttackOutput
+from robustbench_lite.core.errors import DataError, ParameterError
+from robustbench_lite.core.model import Model
+from robustbench_lite.core.registry import register_attack
+from robustbench_lite.core.threat import ThreatModel
+from robustbench_lite.core.types import Goal, Inputs, Norm
+from robustbench_lite.worlds.snn import SURROGATES, parse_surrogate, with_surrogate
+
+from ._losses import margin
 
 
 def cw_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -104,7 +105,6 @@ class SDA(Attack):
 
     supports = frozenset({(Norm.L0, Goal.UNTARGETED)})
     quick_params = {"k_init": 4, "max_iter": 20}
-    generic_test = False
     k_init: int = 10
     max_iter: int = 500
     batch_limit: int = 256
@@ -116,19 +116,28 @@ class SDA(Attack):
 
     def __post_init__(self) -> None:
         if self.surrogate not in SURROGATES:
-            raise SurrogateError(
-                f"surrogate {self.surrogate!r}: choose one of {', '.join(SURROGATES)}"
+            raise ParameterError(
+                "surrogate", f"{self.surrogate!r}: choose one of {', '.join(SURROGATES)}"
             )
-        if min(self.k_init, self.max_iter, self.batch_limit) < 1:
-            raise SurrogateError(
-                f"k_init={self.k_init}, max_iter={self.max_iter}, batch_limit={self.batch_limit} must be >= 1"
-            )
+        for param, value in (
+            ("k_init", self.k_init),
+            ("max_iter", self.max_iter),
+            ("batch_limit", self.batch_limit),
+        ):
+            if value < 1:
+                raise ParameterError(param, f"{value} must be >= 1")
         object.__setattr__(self, "thresholds", tuple(int(t) for t in self.thresholds))
 
     def run(
-        self, model: Model, x: Inputs, y: torch.Tensor, threat: ThreatModel, *,
-        target: torch.Tensor | None, generator: torch.Generator,
-    ) -> AttackOutput:  # fmt: skip
+        self,
+        model: Model,
+        x: Inputs,
+        y: torch.Tensor,
+        threat: ThreatModel,
+        *,
+        target: torch.Tensor | None,
+        generator: torch.Generator,
+    ) -> AttackOutput:
         if not isinstance(x, torch.Tensor) or not ((x == 0) | (x == 1)).all():
             raise DataError(
                 "sda needs binary inputs (every entry 0 or 1), e.g. rbl.load_data('nmnist')"
@@ -157,9 +166,16 @@ class SDA(Attack):
 
     # ------------------------------------------------------------------ generation
     def _generate(
-        self, model: Model, grad_net: Model, x0: torch.Tensor, shape: torch.Size, y: torch.Tensor,
-        attacked: torch.Tensor, generator: torch.Generator, counter: dict[str, int],
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+        self,
+        model: Model,
+        grad_net: Model,
+        x0: torch.Tensor,
+        shape: torch.Size,
+        y: torch.Tensor,
+        attacked: torch.Tensor,
+        generator: torch.Generator,
+        counter: dict[str, int],
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(selected (N, D) bool, FD (N, D) with inf where unselected, broken (N,) bool)."""
         n_all, dim = x0.shape
         selected = torch.zeros_like(x0, dtype=torch.bool)
@@ -215,9 +231,16 @@ class SDA(Attack):
         return top.indices, top.values >= 0
 
     def _finite_differences(
-        self, model: Model, cur: torch.Tensor, cand: torch.Tensor, valid: torch.Tensor, y: torch.Tensor,
-        loss: torch.Tensor, shape: torch.Size, counter: dict[str, int],
-    ) -> torch.Tensor:  # fmt: skip
+        self,
+        model: Model,
+        cur: torch.Tensor,
+        cand: torch.Tensor,
+        valid: torch.Tensor,
+        y: torch.Tensor,
+        loss: torch.Tensor,
+        shape: torch.Size,
+        counter: dict[str, int],
+    ) -> torch.Tensor:
         """(A, k) FD = L(cur with one candidate flipped) - L(cur); 0 for all if not fd_filter."""
         out = torch.zeros(cand.shape, dtype=cur.dtype, device=cur.device)
         if not self.fd_filter:
@@ -236,9 +259,17 @@ class SDA(Attack):
 
     # ------------------------------------------------------------------ reduction
     def _reduce(
-        self, model: Model, x0: torch.Tensor, adv: torch.Tensor, selected: torch.Tensor, fd: torch.Tensor,
-        broken: torch.Tensor, shape: torch.Size, y: torch.Tensor, counter: dict[str, int],
-    ) -> torch.Tensor:  # fmt: skip
+        self,
+        model: Model,
+        x0: torch.Tensor,
+        adv: torch.Tensor,
+        selected: torch.Tensor,
+        fd: torch.Tensor,
+        broken: torch.Tensor,
+        shape: torch.Size,
+        y: torch.Tensor,
+        counter: dict[str, int],
+    ) -> torch.Tensor:
         """Binary search, per broken sample, for the longest low-|FD| prefix that can be undone."""
         rows = broken.nonzero()[:, 0]
         sel, base = selected[rows], adv[rows]

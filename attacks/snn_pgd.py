@@ -16,16 +16,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from robustbench_lite.attacks._losses import LOSSES
-from robustbench_lite.attacks.fgsm import FGSM
-from robustbench_lite.attacks.pgd import PGD
 
-from robustbench_lite.attack import Attack, AttackOutput
-from robustbench_lite.model import Model
-from robustbench_lite.registry import register_attack
-from robustbench_lite.snn import SURROGATES, Surrogate, SurrogateError, with_surrogate
-from robustbench_lite.threat import ThreatModel
-from robustbench_lite.types import Goal, Inputs, Norm
+from robustbench_lite.core.attack import Attack, AttackOutput
+from robustbench_lite.core.errors import ParameterError
+from robustbench_lite.core.model import Model
+from robustbench_lite.core.registry import register_attack
+from robustbench_lite.core.threat import ThreatModel
+from robustbench_lite.core.types import Goal, Inputs, Norm
+from robustbench_lite.worlds.snn import SURROGATES, Surrogate, with_surrogate
+
+from ._losses import LOSSES
+from .fgsm import FGSM
+from .pgd import PGD
 
 _SUPPORTS = frozenset(
     (n, g) for n in (Norm.LINF, Norm.L2) for g in (Goal.UNTARGETED, Goal.TARGETED)
@@ -34,10 +36,10 @@ _SUPPORTS = frozenset(
 
 def _check(surrogate: str, alpha: float | None, loss: str) -> None:
     if surrogate not in SURROGATES:
-        raise SurrogateError(f"surrogate {surrogate!r}: choose one of {', '.join(SURROGATES)}")
+        raise ParameterError("surrogate", f"{surrogate!r}: choose one of {', '.join(SURROGATES)}")
     Surrogate(surrogate, alpha)  # validates alpha
     if loss not in LOSSES:
-        raise SurrogateError(f"loss {loss!r}: choose one of {', '.join(LOSSES)}")
+        raise ParameterError("loss", f"{loss!r}: choose one of {', '.join(LOSSES)}")
 
 
 @register_attack("snn_fgsm")
@@ -59,7 +61,6 @@ class SNNFGSM(Attack):
     """
 
     supports = _SUPPORTS
-    generic_test = False
     surrogate: str = "pdsg"
     alpha: float | None = None
     loss: str = "ce"
@@ -68,9 +69,15 @@ class SNNFGSM(Attack):
         _check(self.surrogate, self.alpha, self.loss)
 
     def run(
-        self, model: Model, x: Inputs, y: torch.Tensor, threat: ThreatModel, *,
-        target: torch.Tensor | None, generator: torch.Generator,
-    ) -> Inputs:  # fmt: skip
+        self,
+        model: Model,
+        x: Inputs,
+        y: torch.Tensor,
+        threat: ThreatModel,
+        *,
+        target: torch.Tensor | None,
+        generator: torch.Generator,
+    ) -> Inputs:
         twin = with_surrogate(model, self.surrogate, self.alpha)
         return FGSM(loss=self.loss).run(twin, x, y, threat, target=target, generator=generator)
 
@@ -94,7 +101,6 @@ class SNNPGD(Attack):
 
     supports = _SUPPORTS
     quick_params = {"steps": 5}
-    generic_test = False
     surrogate: str = "pdsg"
     alpha: float | None = None
     steps: int = 10
@@ -105,18 +111,28 @@ class SNNPGD(Attack):
 
     def __post_init__(self) -> None:
         _check(self.surrogate, self.alpha, self.loss)
-        if self.steps < 1 or self.restarts < 1 or not self.rel_step > 0:
-            raise SurrogateError(
-                f"steps={self.steps}, restarts={self.restarts} must be >= 1 and rel_step={self.rel_step} > 0"
-            )
+        for param, value in (("steps", self.steps), ("restarts", self.restarts)):
+            if value < 1:
+                raise ParameterError(param, f"{value} must be >= 1")
+        if not self.rel_step > 0:
+            raise ParameterError("rel_step", f"{self.rel_step} must be > 0, e.g. 0.25 (eps / 4)")
 
     def run(
-        self, model: Model, x: Inputs, y: torch.Tensor, threat: ThreatModel, *,
-        target: torch.Tensor | None, generator: torch.Generator,
-    ) -> AttackOutput:  # fmt: skip
+        self,
+        model: Model,
+        x: Inputs,
+        y: torch.Tensor,
+        threat: ThreatModel,
+        *,
+        target: torch.Tensor | None,
+        generator: torch.Generator,
+    ) -> AttackOutput:
         twin = with_surrogate(model, self.surrogate, self.alpha)
         pgd = PGD(
-            steps=self.steps, restarts=self.restarts, step_size=max(self.rel_step * threat.eps, 1e-12),
-            random_start=self.random_start, loss=self.loss,
-        )  # fmt: skip
+            steps=self.steps,
+            restarts=self.restarts,
+            step_size=max(self.rel_step * threat.eps, 1e-12),
+            random_start=self.random_start,
+            loss=self.loss,
+        )
         return pgd.run(twin, x, y, threat, target=target, generator=generator)

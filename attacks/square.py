@@ -21,13 +21,24 @@ from dataclasses import dataclass
 import torch
 from torch.nn import functional as F
 
-from robustbench_lite.attack import Attack, AttackOutput
-from robustbench_lite.model import Model
-from robustbench_lite.registry import register_attack
-from robustbench_lite.threat import ThreatModel
-from robustbench_lite.types import Goal, Inputs, Norm, require_tensor
+from robustbench_lite.core.attack import Attack, AttackOutput
+from robustbench_lite.core.errors import ParameterError
+from robustbench_lite.core.model import Model
+from robustbench_lite.core.registry import register_attack
+from robustbench_lite.core.threat import ThreatModel
+from robustbench_lite.core.types import Goal, Inputs, Norm, require_tensor
 
-_SCHEDULE = ((10, 1), (50, 2), (200, 4), (500, 8), (1000, 16), (2000, 32), (4000, 64), (6000, 128), (8000, 256))
+_SCHEDULE = (
+    (10, 1),
+    (50, 2),
+    (200, 4),
+    (500, 8),
+    (1000, 16),
+    (2000, 32),
+    (4000, 64),
+    (6000, 128),
+    (8000, 256),
+)
 
 
 def p_schedule(it: int, n_queries: int, p_init: float, rescale: bool) -> float:
@@ -40,7 +51,9 @@ def p_schedule(it: int, n_queries: int, p_init: float, rescale: bool) -> float:
     return p_init / 512
 
 
-def _losses(logits: torch.Tensor, y: torch.Tensor, t: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+def _losses(
+    logits: torch.Tensor, y: torch.Tensor, t: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(margin (N,): <= 0 means success, loss (N,) to minimise)."""
     cls = y if t is None else t
     picked = logits.gather(1, cls[:, None])[:, 0]
@@ -50,7 +63,9 @@ def _losses(logits: torch.Tensor, y: torch.Tensor, t: torch.Tensor | None) -> tu
     return others - picked, F.cross_entropy(logits, t, reduction="none")
 
 
-def _windows(n: int, h: int, w: int, s: int, gen: torch.Generator, device: torch.device) -> torch.Tensor:
+def _windows(
+    n: int, h: int, w: int, s: int, gen: torch.Generator, device: torch.device
+) -> torch.Tensor:
     """(n, 1, h, w) bool masks of one random s x s window per sample."""
     top = torch.randint(0, h - s + 1, (n,), generator=gen).to(device)
     left = torch.randint(0, w - s + 1, (n,), generator=gen).to(device)
@@ -72,7 +87,9 @@ def _eta(s: int, device: torch.device) -> torch.Tensor:
         d = torch.zeros(a, b)
         cx, cy = a // 2, b // 2
         for k in range(max(cx + 1, cy + 1)):
-            d[max(cx - k, 0) : min(cx + k + 1, a), max(cy - k, 0) : min(cy + k + 1, b)] += 1.0 / (k + 1) ** 2
+            d[max(cx - k, 0) : min(cx + k + 1, a), max(cy - k, 0) : min(cy + k + 1, b)] += (
+                1.0 / (k + 1) ** 2
+            )
         return d / d.norm().clamp_min(1e-12)
 
     out = torch.cat([half(s // 2, s), -half(s - s // 2, s)]) if s > 1 else torch.ones(1, 1)
@@ -98,7 +115,9 @@ class Square(Attack):
         result.queries  # mean queries per sample
     """
 
-    supports = frozenset((n, g) for n in (Norm.LINF, Norm.L2) for g in (Goal.UNTARGETED, Goal.TARGETED))
+    supports = frozenset(
+        (n, g) for n in (Norm.LINF, Norm.L2) for g in (Goal.UNTARGETED, Goal.TARGETED)
+    )
     quick_params = {"n_queries": 100}
     n_queries: int = 5000
     p_init: float = 0.8
@@ -106,30 +125,45 @@ class Square(Attack):
 
     def __post_init__(self) -> None:
         if self.n_queries < 1:
-            raise ValueError(f"n_queries={self.n_queries} must be >= 1")
+            raise ParameterError("n_queries", f"{self.n_queries} must be >= 1")
         if not 0.0 < self.p_init <= 1.0:
-            raise ValueError(f"p_init={self.p_init} must lie in (0, 1]")
+            raise ParameterError("p_init", f"{self.p_init} must lie in (0, 1], e.g. 0.8")
 
     def run(
-        self, model: Model, x: Inputs, y: torch.Tensor, threat: ThreatModel, *,
-        target: torch.Tensor | None, generator: torch.Generator,
-    ) -> AttackOutput:  # fmt: skip
+        self,
+        model: Model,
+        x: Inputs,
+        y: torch.Tensor,
+        threat: ThreatModel,
+        *,
+        target: torch.Tensor | None,
+        generator: torch.Generator,
+    ) -> AttackOutput:
         x = require_tensor(x, self.name)
         shape = x.shape
         x4 = x.reshape(len(x), 1, 1, -1) if x.dim() != 4 else x
         with torch.no_grad():
             best, queries = self._search(model, x4, y, target, threat, generator, shape[1:])
-        metrics = {"queries_max": int(queries.max()) if len(queries) else 0,
-                   "queries_median": float(queries.float().median()) if len(queries) else 0.0}  # fmt: skip
+        metrics = {
+            "queries_max": int(queries.max()) if len(queries) else 0,
+            "queries_median": float(queries.float().median()) if len(queries) else 0.0,
+        }
         mean_q = int(round(float(queries.float().mean()))) if len(queries) else 0
         return AttackOutput(best.reshape(shape), queries=mean_q, metrics=metrics)
 
     def _query(self, model: Model, x4: torch.Tensor, sample_shape: torch.Size) -> torch.Tensor:
         return model(x4.reshape(-1, *sample_shape))
 
-    def _search(self, model: Model, x: torch.Tensor, y: torch.Tensor, t: torch.Tensor | None,
-                threat: ThreatModel, gen: torch.Generator, shape: torch.Size,
-                ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    def _search(
+        self,
+        model: Model,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        t: torch.Tensor | None,
+        threat: ThreatModel,
+        gen: torch.Generator,
+        shape: torch.Size,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Random search on (N, C, H, W) ``x``; returns (best points, queries per sample).
 
         ``shape`` is the model's sample shape (``x`` is reshaped to it for every query).
@@ -181,19 +215,23 @@ class Square(Attack):
         start = (h - s * 5) // 2 if h >= 5 else 0
         for vh in range(start, h - s + 1, s):
             for vw in range(start, w - s + 1, s):
-                delta[:, :, vh : vh + s, vw : vw + s] += _eta(s, x.device) * _signs((n, c, 1, 1), gen, x.device)
+                delta[:, :, vh : vh + s, vw : vw + s] += _eta(s, x.device) * _signs(
+                    (n, c, 1, 1), gen, x.device
+                )
         norms = delta.flatten(1).norm(dim=1).clamp_min(1e-12)
         return x + delta * (threat.eps / norms)[:, None, None, None]
 
-    def _linf_update(self, x: torch.Tensor, best: torch.Tensor, s: int, eps: float,
-                     gen: torch.Generator) -> torch.Tensor:  # fmt: skip
+    def _linf_update(
+        self, x: torch.Tensor, best: torch.Tensor, s: int, eps: float, gen: torch.Generator
+    ) -> torch.Tensor:
         n, c, h, w = x.shape
         win = _windows(n, h, w, s, gen, x.device)
         new = x + eps * _signs((n, c, 1, 1), gen, x.device)
         return torch.where(win, new, best)
 
-    def _l2_update(self, x: torch.Tensor, best: torch.Tensor, s: int, eps: float,
-                   gen: torch.Generator) -> torch.Tensor:  # fmt: skip
+    def _l2_update(
+        self, x: torch.Tensor, best: torch.Tensor, s: int, eps: float, gen: torch.Generator
+    ) -> torch.Tensor:
         """Move the perturbation mass of windows 1 and 2 into window 1 with a fresh eta profile."""
         n, c, h, w = x.shape
         delta = best - x

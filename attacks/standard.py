@@ -14,11 +14,12 @@ from typing import Any
 
 import torch
 
-from robustbench_lite.attack import Attack, AttackOutput
-from robustbench_lite.model import Model
-from robustbench_lite.registry import create_attack, register_attack
-from robustbench_lite.threat import ThreatModel
-from robustbench_lite.types import Goal, Inputs, Norm, require_tensor
+from robustbench_lite.core.attack import Attack, AttackOutput
+from robustbench_lite.core.errors import ParameterError
+from robustbench_lite.core.model import Model
+from robustbench_lite.core.registry import create_attack, register_attack
+from robustbench_lite.core.threat import ThreatModel
+from robustbench_lite.core.types import Goal, Inputs, Norm, require_tensor
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +45,14 @@ def scaled(params: Mapping[str, Any], scale: float) -> dict[str, Any]:
 
 
 def run_members(
-    members: Sequence[tuple[str, Mapping[str, Any]]], model: Model, x: torch.Tensor,
-    y: torch.Tensor, threat: ThreatModel, target: torch.Tensor | None, generator: torch.Generator,
-) -> AttackOutput:  # fmt: skip
+    members: Sequence[tuple[str, Mapping[str, Any]]],
+    model: Model,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    threat: ThreatModel,
+    target: torch.Tensor | None,
+    generator: torch.Generator,
+) -> AttackOutput:
     """Run ``members`` in order on the still-robust samples; keep each sample's first break.
 
     Returns the candidate points (N, ...) and metrics: ``broken_by_<member>`` counts,
@@ -75,7 +81,9 @@ def run_members(
         metrics[f"seconds_{key}"] = round(r.elapsed_s, 3)
         if "loss_not_increased" in r.metrics and "loss_not_increased" not in metrics:
             metrics["loss_not_increased"] = r.metrics["loss_not_increased"]
-        log.info("standard: %s broke %d, %d still robust", name, int(hit.sum()), int((~broken).sum()))
+        log.info(
+            "standard: %s broke %d, %d still robust", name, int(hit.sum()), int((~broken).sum())
+        )
     black = sum(v for k, v in metrics.items() if k.removeprefix("broken_by_") in BLACK_BOX)
     metrics["warning"] = bool(black)
     if black:
@@ -130,18 +138,28 @@ class Standard(Attack):
         result.metrics["broken_by_apgd_ce"], result.metrics["warning"]
     """
 
-    supports = frozenset((n, g) for n in (Norm.LINF, Norm.L2) for g in (Goal.UNTARGETED, Goal.TARGETED))
+    supports = frozenset(
+        (n, g) for n in (Norm.LINF, Norm.L2) for g in (Goal.UNTARGETED, Goal.TARGETED)
+    )
     quick_params = {"scale": 0.05}
     scale: float = 1.0
 
     def __post_init__(self) -> None:
         if not 0.0 < self.scale <= 10.0:
-            raise ValueError(f"scale={self.scale} must lie in (0, 10]; 1.0 is the measured setting")
+            raise ParameterError(
+                "scale", f"{self.scale} must lie in (0, 10]; 1.0 is the measured setting"
+            )
 
     def run(
-        self, model: Model, x: Inputs, y: torch.Tensor, threat: ThreatModel, *,
-        target: torch.Tensor | None, generator: torch.Generator,
-    ) -> AttackOutput:  # fmt: skip
+        self,
+        model: Model,
+        x: Inputs,
+        y: torch.Tensor,
+        threat: ThreatModel,
+        *,
+        target: torch.Tensor | None,
+        generator: torch.Generator,
+    ) -> AttackOutput:
         x = require_tensor(x, self.name)
         members = [(name, scaled(params, self.scale)) for name, params in MEMBERS]
         return run_members(members, model, x, y, threat, target, generator)

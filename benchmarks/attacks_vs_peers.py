@@ -44,7 +44,7 @@ os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
 import torch  # noqa: E402
 
 import robustbench_lite as rbl  # noqa: E402
-from robustbench_lite.report import write_atomic  # noqa: E402
+from robustbench_lite.core.io import write_atomic  # noqa: E402
 
 MODELS = ("zoo:digits-cnn", "zoo:digits-cnn-at")
 THREATS = ("linf:0.05", "linf:0.1", "linf:0.2", "l2:0.5", "l2:1")
@@ -55,7 +55,9 @@ Runner = Callable[[rbl.Model, torch.Tensor, torch.Tensor, rbl.ThreatModel], torc
 
 
 def _ours(name: str, **params: Any) -> Runner:
-    def run(model: rbl.Model, x: torch.Tensor, y: torch.Tensor, threat: rbl.ThreatModel) -> torch.Tensor:
+    def run(
+        model: rbl.Model, x: torch.Tensor, y: torch.Tensor, threat: rbl.ThreatModel
+    ) -> torch.Tensor:
         result = rbl.create_attack(name, **params)(model, x, y, threat, seed=0)
         run.metrics = dict(result.metrics)  # type: ignore[attr-defined]
         assert isinstance(result.x_adv, torch.Tensor)
@@ -64,7 +66,9 @@ def _ours(name: str, **params: Any) -> Runner:
     return run
 
 
-def _aa(model: rbl.Model, x: torch.Tensor, y: torch.Tensor, threat: rbl.ThreatModel) -> torch.Tensor:
+def _aa(
+    model: rbl.Model, x: torch.Tensor, y: torch.Tensor, threat: rbl.ThreatModel
+) -> torch.Tensor:
     from pyautoattack import AutoAttack
 
     norm = "Linf" if threat.norm is rbl.Norm.LINF else "L2"
@@ -73,14 +77,20 @@ def _aa(model: rbl.Model, x: torch.Tensor, y: torch.Tensor, threat: rbl.ThreatMo
     return x_adv
 
 
-def _ta_aa(model: rbl.Model, x: torch.Tensor, y: torch.Tensor, threat: rbl.ThreatModel) -> torch.Tensor:
+def _ta_aa(
+    model: rbl.Model, x: torch.Tensor, y: torch.Tensor, threat: rbl.ThreatModel
+) -> torch.Tensor:
     import torchattacks
 
     norm = "Linf" if threat.norm is rbl.Norm.LINF else "L2"
-    return torchattacks.AutoAttack(model.net, norm=norm, eps=threat.eps, version="standard", n_classes=10, seed=0)(x, y)
+    return torchattacks.AutoAttack(
+        model.net, norm=norm, eps=threat.eps, version="standard", n_classes=10, seed=0
+    )(x, y)
 
 
-def _ta_pgd(model: rbl.Model, x: torch.Tensor, y: torch.Tensor, threat: rbl.ThreatModel) -> torch.Tensor:
+def _ta_pgd(
+    model: rbl.Model, x: torch.Tensor, y: torch.Tensor, threat: rbl.ThreatModel
+) -> torch.Tensor:
     import torchattacks
 
     alpha = 2.5 * threat.eps / PGD_STEPS
@@ -88,7 +98,9 @@ def _ta_pgd(model: rbl.Model, x: torch.Tensor, y: torch.Tensor, threat: rbl.Thre
     return cls(model.net, eps=threat.eps, alpha=alpha, steps=PGD_STEPS, random_start=True)(x, y)
 
 
-def _fb_pgd(model: rbl.Model, x: torch.Tensor, y: torch.Tensor, threat: rbl.ThreatModel) -> torch.Tensor:
+def _fb_pgd(
+    model: rbl.Model, x: torch.Tensor, y: torch.Tensor, threat: rbl.ThreatModel
+) -> torch.Tensor:
     from robustbench_lite.attacks.foolbox_adapter import import_foolbox
 
     fb = import_foolbox()
@@ -100,20 +112,27 @@ def _fb_pgd(model: rbl.Model, x: torch.Tensor, y: torch.Tensor, threat: rbl.Thre
 
 
 METHODS: dict[str, Runner] = {
-    "standard": _ours("standard"), "aa": _aa, "ta_aa": _ta_aa,
-    "pgd": _ours("pgd", steps=PGD_STEPS), "ta_pgd": _ta_pgd, "fb_pgd": _fb_pgd,
-}  # fmt: skip
+    "standard": _ours("standard"),
+    "aa": _aa,
+    "ta_aa": _ta_aa,
+    "pgd": _ours("pgd", steps=PGD_STEPS),
+    "ta_pgd": _ta_pgd,
+    "fb_pgd": _fb_pgd,
+}
 
 
-def robust_accuracy(model: rbl.Model, x: torch.Tensor, y: torch.Tensor, x_adv: torch.Tensor,
-                    threat: rbl.ThreatModel) -> float:  # fmt: skip
+def robust_accuracy(
+    model: rbl.Model, x: torch.Tensor, y: torch.Tensor, x_adv: torch.Tensor, threat: rbl.ThreatModel
+) -> float:
     """Fraction of samples clean-correct whose returned point is outside the set or still correct."""
     clean_ok = model.logits(x).argmax(dim=1) == y
     broken = threat.contains(x, x_adv, model.bounds) & (model.logits(x_adv).argmax(dim=1) != y)
     return float((clean_ok & ~broken).float().mean())
 
 
-def _one(method: str, model: rbl.Model, x: torch.Tensor, y: torch.Tensor, threat: rbl.ThreatModel) -> dict[str, Any]:
+def _one(
+    method: str, model: rbl.Model, x: torch.Tensor, y: torch.Tensor, threat: rbl.ThreatModel
+) -> dict[str, Any]:
     runner = METHODS[method]
     start = time.perf_counter()
     try:
@@ -121,16 +140,20 @@ def _one(method: str, model: rbl.Model, x: torch.Tensor, y: torch.Tensor, threat
     except Exception as exc:  # a broken peer must not lose the rest of the run
         return {"method": method, "error": f"{type(exc).__name__}: {exc}"}
     elapsed = time.perf_counter() - start
-    row = {"method": method, "robust_accuracy": robust_accuracy(model, x, y, x_adv.detach(), threat),
-           "seconds": round(elapsed, 3)}  # fmt: skip
+    row = {
+        "method": method,
+        "robust_accuracy": robust_accuracy(model, x, y, x_adv.detach(), threat),
+        "seconds": round(elapsed, 3),
+    }
     metrics = getattr(runner, "metrics", None)
     if method == "standard" and metrics:
         row["members"] = {k: v for k, v in metrics.items() if k != "warning_text"}
     return row
 
 
-def pgd_repeats(models: list[str], threats: tuple[str, ...], x: torch.Tensor, y: torch.Tensor,
-                reps: int) -> list[dict[str, Any]]:  # fmt: skip
+def pgd_repeats(
+    models: list[str], threats: tuple[str, ...], x: torch.Tensor, y: torch.Tensor, reps: int
+) -> list[dict[str, Any]]:
     """Median of ``reps`` interleaved timings of our pgd and torchattacks' PGD per setting."""
     out = []
     for model_name in models:
@@ -144,9 +167,15 @@ def pgd_repeats(models: list[str], threats: tuple[str, ...], x: torch.Tensor, y:
                     METHODS[method](model, x, y, threat)
                     times[method].append(time.perf_counter() - start)
             med = {m: sorted(t)[len(t) // 2] for m, t in times.items()}
-            out.append({"model": model_name, "threat": spec, "reps": reps,
-                        **{f"{m}_median_s": round(v, 3) for m, v in med.items()},
-                        "pgd_over_ta_pgd": round(med["pgd"] / med["ta_pgd"], 3)})  # fmt: skip
+            out.append(
+                {
+                    "model": model_name,
+                    "threat": spec,
+                    "reps": reps,
+                    **{f"{m}_median_s": round(v, 3) for m, v in med.items()},
+                    "pgd_over_ta_pgd": round(med["pgd"] / med["ta_pgd"], 3),
+                }
+            )
             print(json.dumps(out[-1]), file=sys.stderr, flush=True)
     return out
 
@@ -156,17 +185,27 @@ def time_evaluate() -> dict[str, Any]:
     cmd = [sys.executable, "-m", "robustbench_lite", "evaluate", "zoo:digits-cnn"]
     start = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    return {"command": "robustbench-lite evaluate zoo:digits-cnn", "seconds": round(time.perf_counter() - start, 2),
-            "exit_code": proc.returncode, "stdout_tail": proc.stdout[-1500:]}  # fmt: skip
+    return {
+        "command": "robustbench-lite evaluate zoo:digits-cnn",
+        "seconds": round(time.perf_counter() - start, 2),
+        "exit_code": proc.returncode,
+        "stdout_tail": proc.stdout[-1500:],
+    }
 
 
 def _summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for model, threat in sorted({(r["model"], r["threat"]) for r in rows}):
-        by = {r["method"]: r for r in rows if (r["model"], r["threat"]) == (model, threat) and "error" not in r}
+        by = {
+            r["method"]: r
+            for r in rows
+            if (r["model"], r["threat"]) == (model, threat) and "error" not in r
+        }
         s: dict[str, Any] = {"model": model, "threat": threat}
         if "standard" in by and "aa" in by:
-            s["standard_minus_aa_pp"] = round(100 * (by["standard"]["robust_accuracy"] - by["aa"]["robust_accuracy"]), 2)
+            s["standard_minus_aa_pp"] = round(
+                100 * (by["standard"]["robust_accuracy"] - by["aa"]["robust_accuracy"]), 2
+            )
             s["standard_time_over_aa"] = round(by["standard"]["seconds"] / by["aa"]["seconds"], 3)
             s["strength_ok"] = s["standard_minus_aa_pp"] <= 0.5
             s["speed_ok"] = s["standard_time_over_aa"] <= 0.5
@@ -182,8 +221,15 @@ def _table(rows: list[dict[str, Any]]) -> str:
     for model, threat in sorted({(r["model"], r["threat"]) for r in rows}):
         cells = []
         for m in methods:
-            r = next((r for r in rows if (r["model"], r["threat"], r["method"]) == (model, threat, m)), None)
-            cells.append("error" if r is None or "error" in r else f"{100 * r['robust_accuracy']:5.1f}% {r['seconds']:7.1f}s")
+            r = next(
+                (r for r in rows if (r["model"], r["threat"], r["method"]) == (model, threat, m)),
+                None,
+            )
+            cells.append(
+                "error"
+                if r is None or "error" in r
+                else f"{100 * r['robust_accuracy']:5.1f}% {r['seconds']:7.1f}s"
+            )
         lines.append(f"{model:<18} {threat:<10} " + "".join(f"{c:>17}" for c in cells))
     return "\n".join(lines)
 
@@ -208,8 +254,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset")
     p.add_argument("--models", default=",".join(MODELS), help="comma-separated subset")
     p.add_argument("--threats", help="comma-separated threat specs (default: all five)")
-    p.add_argument("--pgd-repeats", type=int, default=5, help="interleaved pgd/ta_pgd timings (0: skip)")
-    p.add_argument("--no-evaluate", action="store_true", help="skip timing robustbench-lite evaluate")
+    p.add_argument(
+        "--pgd-repeats", type=int, default=5, help="interleaved pgd/ta_pgd timings (0: skip)"
+    )
+    p.add_argument(
+        "--no-evaluate", action="store_true", help="skip timing robustbench-lite evaluate"
+    )
     p.add_argument("--out", type=Path, default=OUT)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -222,13 +272,23 @@ def main(argv: list[str] | None = None) -> int:
 
     def result(evaluate: dict[str, Any] | None) -> dict[str, Any]:
         return {
-            "benchmark": "attacks_vs_peers", "quick": args.quick, "n": n, "threads": args.threads,
+            "benchmark": "attacks_vs_peers",
+            "quick": args.quick,
+            "n": n,
+            "threads": args.threads,
             "complete": evaluate is not None,
-            "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "loadavg_start": load_start,
-                        "loadavg_now": os.getloadavg()},
-            "versions": _versions(), "pgd_steps": PGD_STEPS, "rows": rows, "summary": _summary(rows),
+            "machine": {
+                "platform": platform.platform(),
+                "cpus": os.cpu_count(),
+                "loadavg_start": load_start,
+                "loadavg_now": os.getloadavg(),
+            },
+            "versions": _versions(),
+            "pgd_steps": PGD_STEPS,
+            "rows": rows,
+            "summary": _summary(rows),
             "evaluate": evaluate,
-        }  # fmt: skip
+        }
 
     for model_name in args.models.split(","):
         model = rbl.load_model(model_name)
@@ -238,7 +298,9 @@ def main(argv: list[str] | None = None) -> int:
                 row = {"model": model_name, "threat": spec, **_one(method, model, x, y, threat)}
                 rows.append(row)
                 print(json.dumps(row), file=sys.stderr, flush=True)
-                write_atomic(args.out, json.dumps(result(None), indent=1))  # partial results survive
+                write_atomic(
+                    args.out, json.dumps(result(None), indent=1)
+                )  # partial results survive
     models = args.models.split(",")
     repeats = pgd_repeats(models, threats, x, y, args.pgd_repeats) if args.pgd_repeats else []
     evaluate = {"skipped": True} if args.no_evaluate else time_evaluate()
@@ -249,7 +311,9 @@ def main(argv: list[str] | None = None) -> int:
     for r in repeats:
         print(json.dumps(r))
     if not args.no_evaluate:
-        print(f"evaluate zoo:digits-cnn end to end: {evaluate['seconds']} s (exit {evaluate['exit_code']})")
+        print(
+            f"evaluate zoo:digits-cnn end to end: {evaluate['seconds']} s (exit {evaluate['exit_code']})"
+        )
     write_atomic(args.out, json.dumps(final, indent=1))
     return 0
 

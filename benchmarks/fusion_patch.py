@@ -2,7 +2,7 @@
 
 Models: zoo:fusion-bev (BEV-lift, LSS-lite) and zoo:fusion-query (LiDAR proposals sampling
 camera features, TransFusion-lite), trained from scratch on the procedural world of
-``robustbench_lite.fusion_world``. Scenes: ``--n`` seeded held-out scenes (seed ``--seed``).
+``robustbench_lite.worlds.fusion_world``. Scenes: ``--n`` seeded held-out scenes (seed ``--seed``).
 
 Part A (stage 1): ``fusion_heatmap`` (mean-score loss) on every scene; reported per model:
 the heatmap's mean, the share of its mass in the top 10 % of pixels, and the share of its mass
@@ -32,14 +32,15 @@ import torch
 import torch.nn.functional as F
 
 import robustbench_lite as rbl
-from robustbench_lite.fusion_world import (
+from robustbench_lite.core.io import write_atomic
+from robustbench_lite.report.model import environment
+from robustbench_lite.worlds.fusion_world import (
     make_scenes,
     mean_detection_score,
     object_pixels,
     target_score,
     toy_ap,
 )
-from robustbench_lite.report import environment, write_atomic
 
 MODELS = ("fusion-bev", "fusion-query")
 THREAT = "patch:0.04@camera"
@@ -57,7 +58,9 @@ def _scores(model: rbl.Model, x: dict[str, torch.Tensor], scenes: list[Any]) -> 
     }
 
 
-def heatmap_part(model: rbl.Model, x: dict[str, torch.Tensor], scenes: list[Any], steps: int, seed: int) -> dict[str, Any]:
+def heatmap_part(
+    model: rbl.Model, x: dict[str, torch.Tensor], scenes: list[Any], steps: int, seed: int
+) -> dict[str, Any]:
     y = torch.ones(len(scenes), dtype=torch.long)
     start = time.perf_counter()
     r = rbl.create_attack("fusion_heatmap", steps=steps)(model, x, y, "patch:1@camera", seed=seed)
@@ -84,42 +87,73 @@ def heatmap_part(model: rbl.Model, x: dict[str, torch.Tensor], scenes: list[Any]
 SETTINGS = (
     ("object 1x1 m rear face", "object", {}, THREAT),
     ("scene 2x2.5 m ground @7.3 m", "scene", {}, THREAT),
-    ("scene 3x5 m ground @8 m", "scene", {"size_m": (3.0, 5.0), "ground_centre_m": (8.0, 0.0)}, "patch:0.06@camera"),
+    (
+        "scene 3x5 m ground @8 m",
+        "scene",
+        {"size_m": (3.0, 5.0), "ground_centre_m": (8.0, 0.0)},
+        "patch:0.06@camera",
+    ),
 )
 
 
 def patch_part(
-    model: rbl.Model, x: dict[str, torch.Tensor], scenes: list[Any], setting: tuple[str, str, dict[str, Any], str],
+    model: rbl.Model,
+    x: dict[str, torch.Tensor],
+    scenes: list[Any],
+    setting: tuple[str, str, dict[str, Any], str],
     args: argparse.Namespace,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     label, strategy, extra, threat = setting
     y = torch.ones(len(scenes), dtype=torch.long)
-    out: dict[str, Any] = {"setting": label, "strategy": strategy, "threat": threat, "benign": _scores(model, x, scenes)}
+    out: dict[str, Any] = {
+        "setting": label,
+        "strategy": strategy,
+        "threat": threat,
+        "benign": _scores(model, x, scenes),
+    }
     for kind, n_steps in (("adversarial", args.steps), ("random_control", 0)):
         start = time.perf_counter()
         attack = rbl.create_attack(
-            "fusion_patch", strategy=strategy, steps=n_steps, eot_samples=args.eot, lr=args.lr, **extra
+            "fusion_patch",
+            strategy=strategy,
+            steps=n_steps,
+            eot_samples=args.eot,
+            lr=args.lr,
+            **extra,
         )
         r = attack(model, x, y, threat, seed=args.seed)
         row = _scores(model, r.x_adv, scenes)  # type: ignore[arg-type]
-        row.update({
-            "success_rate": r.success_rate,
-            "patch_area_fraction": r.metrics["patch_area_fraction"],
-            "lidar_unchanged": bool(torch.equal(r.x_adv["lidar"], x["lidar"])),  # type: ignore[index]
-            "time_s": time.perf_counter() - start,
-        })  # fmt: skip
+        row.update(
+            {
+                "success_rate": r.success_rate,
+                "patch_area_fraction": r.metrics["patch_area_fraction"],
+                "lidar_unchanged": bool(torch.equal(r.x_adv["lidar"], x["lidar"])),  # type: ignore[index]
+                "time_s": time.perf_counter() - start,
+            }
+        )
         out[kind] = row
     return out
 
 
 def _table(report: dict[str, Any]) -> str:
-    head = ["model", "setting", "AP benign/adv/random", "mean score", "target score", "target detected"]
+    head = [
+        "model",
+        "setting",
+        "AP benign/adv/random",
+        "mean score",
+        "target score",
+        "target detected",
+    ]
     lines = [" | ".join(head), " | ".join("---" for _ in head)]
     for name, entry in report["models"].items():
         for row in entry["patch"]:
             cells = [name, row["setting"]]
             for key in ("toy_ap_2m", "mean_score", "target_score", "target_detected"):
-                cells.append(" / ".join(f"{row[k][key]:.3f}" for k in ("benign", "adversarial", "random_control")))
+                cells.append(
+                    " / ".join(
+                        f"{row[k][key]:.3f}" for k in ("benign", "adversarial", "random_control")
+                    )
+                )
             lines.append(" | ".join(cells))
     return "\n".join(lines)
 
@@ -127,22 +161,40 @@ def _table(report: dict[str, Any]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=16, help="held-out scenes")
-    parser.add_argument("--seed", type=int, default=7, help="scene seed (training used 1000, test 2000)")
+    parser.add_argument(
+        "--seed", type=int, default=7, help="scene seed (training used 1000, test 2000)"
+    )
     parser.add_argument("--steps", type=int, default=150, help="patch optimisation steps")
     parser.add_argument("--heatmap-steps", type=int, default=300)
     parser.add_argument("--eot", type=int, default=4)
-    parser.add_argument("--lr", type=float, default=0.01, help="patch Adam lr (paper 0.01 over 1000-1500 steps)")
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "fusion_patch.json"))
+    parser.add_argument(
+        "--lr", type=float, default=0.01, help="patch Adam lr (paper 0.01 over 1000-1500 steps)"
+    )
+    parser.add_argument(
+        "--out", default=str(Path(__file__).parent / "results" / "fusion_patch.json")
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     start = time.perf_counter()
     x, scenes = make_scenes(args.n, seed=args.seed)
-    report: dict[str, Any] = {"benchmark": "fusion_patch", "environment": environment(), "settings": vars(args), "threat": THREAT, "models": {}}
+    report: dict[str, Any] = {
+        "benchmark": "fusion_patch",
+        "environment": environment(),
+        "settings": vars(args),
+        "threat": THREAT,
+        "models": {},
+    }
     for name in MODELS:
         model = rbl.load_model(f"zoo:{name}")
-        entry: dict[str, Any] = {"zoo_meta": {k: v for k, v in model.meta.items() if k not in ("recipe",)}}
+        entry: dict[str, Any] = {
+            "zoo_meta": {k: v for k, v in model.meta.items() if k not in ("recipe",)}
+        }
         entry["heatmap"] = heatmap_part(model, x, scenes, args.heatmap_steps, args.seed)
-        print(name, "heatmap", json.dumps({k: v for k, v in entry["heatmap"].items() if k != "object_lift_per_scene"}))
+        print(
+            name,
+            "heatmap",
+            json.dumps({k: v for k, v in entry["heatmap"].items() if k != "object_lift_per_scene"}),
+        )
         entry["patch"] = [patch_part(model, x, scenes, setting, args) for setting in SETTINGS]
         report["models"][name] = entry
     print(_table(report))

@@ -34,10 +34,11 @@ import torch
 from robustbench_lite.attacks.sda import l0_summary
 
 import robustbench_lite as rbl
-from robustbench_lite.attack import Attack
-from robustbench_lite.report import environment, write_atomic
-from robustbench_lite.threat import ThreatModel
-from robustbench_lite.types import Goal, Inputs, Norm
+from robustbench_lite.core.attack import Attack
+from robustbench_lite.core.io import write_atomic
+from robustbench_lite.core.threat import ThreatModel
+from robustbench_lite.core.types import Goal, Inputs, Norm
+from robustbench_lite.report.model import environment
 
 SURROGATES = {
     "atan2 (matched)": {"surrogate": "atan", "alpha": 2.0},
@@ -56,18 +57,25 @@ class RandomFlips(Attack):
     """Baseline: flip the first (n+1)*k_init entries of a random order until misclassified."""
 
     supports = frozenset({(Norm.L0, Goal.UNTARGETED)})
-    generic_test = False
     k_init: int = 4
     max_iter: int = 100
 
     def run(
-        self, model: rbl.Model, x: Inputs, y: torch.Tensor, threat: ThreatModel, *,
-        target: torch.Tensor | None, generator: torch.Generator,
-    ) -> Inputs:  # fmt: skip
+        self,
+        model: rbl.Model,
+        x: Inputs,
+        y: torch.Tensor,
+        threat: ThreatModel,
+        *,
+        target: torch.Tensor | None,
+        generator: torch.Generator,
+    ) -> Inputs:
         assert isinstance(x, torch.Tensor)
         x0 = x.flatten(1)
         order = torch.rand(x0.shape, generator=generator).argsort(dim=1)
-        rank = torch.empty_like(order).scatter_(1, order, torch.arange(x0.shape[1]).expand_as(order))
+        rank = torch.empty_like(order).scatter_(
+            1, order, torch.arange(x0.shape[1]).expand_as(order)
+        )
         out = x0.clone()
         todo = torch.ones(len(y), dtype=torch.bool)
         for n in range(self.max_iter):
@@ -91,21 +99,38 @@ def static_part(n: int, seed: int) -> list[dict[str, Any]]:
             for e in EPS_255:
                 start = time.perf_counter()
                 result = rbl.create_attack(attack, **kw)(model, x, y, f"linf:{e}/255", seed=seed)
-                rows.append({
-                    "attack": attack, "surrogate": label, "eps": f"{e}/255", "n": len(y),
-                    "clean_accuracy": result.clean_accuracy, "robust_accuracy": result.robust_accuracy,
-                    "asr": result.success_rate, "time_s": time.perf_counter() - start,
-                })  # fmt: skip
+                rows.append(
+                    {
+                        "attack": attack,
+                        "surrogate": label,
+                        "eps": f"{e}/255",
+                        "n": len(y),
+                        "clean_accuracy": result.clean_accuracy,
+                        "robust_accuracy": result.robust_accuracy,
+                        "asr": result.success_rate,
+                        "time_s": time.perf_counter() - start,
+                    }
+                )
     real_only = replace(model, surrogate=None)  # the zoo model's default PDSG twin removed
     for attack, kw in (("fgsm", {}), ("pgd", {"steps": 10, "random_start": True})):
         for e in EPS_255:
             step = {"step_size": e / 255 / 4} if attack == "pgd" else {}
-            result = rbl.create_attack(attack, **kw, **step)(real_only, x, y, f"linf:{e}/255", seed=seed)
-            rows.append({
-                "attack": f"snn_{attack}", "surrogate": NO_SURROGATE, "eps": f"{e}/255", "n": len(y),
-                "clean_accuracy": result.clean_accuracy, "robust_accuracy": result.robust_accuracy,
-                "asr": result.success_rate, "time_s": 0.0, "via": f"plain {attack}, real model",
-            })  # fmt: skip
+            result = rbl.create_attack(attack, **kw, **step)(
+                real_only, x, y, f"linf:{e}/255", seed=seed
+            )
+            rows.append(
+                {
+                    "attack": f"snn_{attack}",
+                    "surrogate": NO_SURROGATE,
+                    "eps": f"{e}/255",
+                    "n": len(y),
+                    "clean_accuracy": result.clean_accuracy,
+                    "robust_accuracy": result.robust_accuracy,
+                    "asr": result.success_rate,
+                    "time_s": 0.0,
+                    "via": f"plain {attack}, real model",
+                }
+            )
     return rows
 
 
@@ -113,7 +138,9 @@ def event_methods(k_init: int, max_iter: int) -> dict[str, Attack]:
     common = {"k_init": k_init, "max_iter": max_iter, "thresholds": THRESHOLDS}
     return {
         "sda (pdsg)": rbl.create_attack("sda", **common),
-        "sda (pdsg, paper k_init=10, N=500)": rbl.create_attack("sda", k_init=10, max_iter=500, thresholds=THRESHOLDS),
+        "sda (pdsg, paper k_init=10, N=500)": rbl.create_attack(
+            "sda", k_init=10, max_iter=500, thresholds=THRESHOLDS
+        ),
         "sda (atan2, matched)": rbl.create_attack("sda", surrogate="atan", alpha=2.0, **common),
         "sda (ste)": rbl.create_attack("sda", surrogate="ste", **common),
         "sda without reduction": rbl.create_attack("sda", reduction=False, **common),
@@ -138,11 +165,18 @@ def event_part(k_init: int, max_iter: int, seed: int) -> list[dict[str, Any]]:
         l0 = (result.x_adv != x).flatten(1).sum(dim=1)
         binary = bool(((result.x_adv == 0) | (result.x_adv == 1)).all())
         summary = l0_summary(l0, result.success, result.clean_correct, THRESHOLDS)
-        rows.append({
-            "method": label, "n": len(y), "k_init": k_init, "max_iter": max_iter, "binary": binary,
-            "success_rate": result.success_rate, **{k: v for k, v in summary.items() if k != "sda_success_rate"},
-            "time_per_sample_s": elapsed / len(y),
-        })  # fmt: skip
+        rows.append(
+            {
+                "method": label,
+                "n": len(y),
+                "k_init": k_init,
+                "max_iter": max_iter,
+                "binary": binary,
+                "success_rate": result.success_rate,
+                **{k: v for k, v in summary.items() if k != "sda_success_rate"},
+                "time_per_sample_s": elapsed / len(y),
+            }
+        )
     return rows
 
 
@@ -159,7 +193,9 @@ def _asr_grid(rows: list[dict[str, Any]], attack: str) -> str:
     head = ["surrogate"] + [f"{e}/255" for e in EPS_255]
     lines = [" | ".join(head), " | ".join("---" for _ in head)]
     for label in (*SURROGATES, NO_SURROGATE):
-        cells = {r["eps"]: r["asr"] for r in rows if r["attack"] == attack and r["surrogate"] == label}
+        cells = {
+            r["eps"]: r["asr"] for r in rows if r["attack"] == attack and r["surrogate"] == label
+        }
         lines.append(" | ".join([label] + [f"{cells[f'{e}/255']:.3f}" for e in EPS_255]))
     return "\n".join(lines)
 
@@ -170,14 +206,21 @@ def main() -> None:
     parser.add_argument("--k-init", type=int, default=4)
     parser.add_argument("--max-iter", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (tiny nets: 1 is fastest)")
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "snn_attacks.json"))
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads (tiny nets: 1 is fastest)"
+    )
+    parser.add_argument(
+        "--out", default=str(Path(__file__).parent / "results" / "snn_attacks.json")
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
     static = static_part(args.n_digits, args.seed)
     print("Part A: ASR on zoo:digits-snn, snn_fgsm\n" + _asr_grid(static, "snn_fgsm"))
-    print("\nPart A: ASR on zoo:digits-snn, snn_pgd (10 steps of eps/4)\n" + _asr_grid(static, "snn_pgd"))
+    print(
+        "\nPart A: ASR on zoo:digits-snn, snn_pgd (10 steps of eps/4)\n"
+        + _asr_grid(static, "snn_pgd")
+    )
     try:
         events = event_part(args.k_init, args.max_iter, args.seed)
     except rbl.RobustbenchLiteError as exc:  # no data folder: part B is skipped, said so
@@ -187,15 +230,26 @@ def main() -> None:
     if events:
         keys = ["method", "n", "success_rate", "l0_mean", "l0_median"]
         keys += [f"frac_l0_below_{t}" for t in THRESHOLDS] + ["time_per_sample_s"]
-        print("\nPart B: zoo:nmnist-snn, correctly classified N-MNIST test recordings\n" + _table(events, keys))
+        print(
+            "\nPart B: zoo:nmnist-snn, correctly classified N-MNIST test recordings\n"
+            + _table(events, keys)
+        )
     else:
         print(f"\nPart B skipped: {skipped}")
-    models = {name: rbl.load_model(name).meta.get("clean_accuracy") for name in ("zoo:digits-snn",) + (("zoo:nmnist-snn",) if events else ())}
+    models = {
+        name: rbl.load_model(name).meta.get("clean_accuracy")
+        for name in ("zoo:digits-snn",) + (("zoo:nmnist-snn",) if events else ())
+    }
     report = {
-        "benchmark": "snn_attacks", "environment": environment(),
-        "settings": vars(args), "clean_accuracy": models, "static": static, "events": events,
-        "events_skipped": skipped, "total_time_s": time.perf_counter() - start,
-    }  # fmt: skip
+        "benchmark": "snn_attacks",
+        "environment": environment(),
+        "settings": vars(args),
+        "clean_accuracy": models,
+        "static": static,
+        "events": events,
+        "events_skipped": skipped,
+        "total_time_s": time.perf_counter() - start,
+    }
     write_atomic(args.out, json.dumps(report, indent=2, default=str))
     print(f"\nwrote {args.out} ({report['total_time_s']:.0f} s)")
 

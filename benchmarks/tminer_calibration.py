@@ -25,7 +25,8 @@ from pathlib import Path
 import torch
 
 import robustbench_lite as rbl
-from robustbench_lite.report import environment, write_atomic
+from robustbench_lite.core.io import write_atomic
+from robustbench_lite.report.model import environment
 
 ARCHS = ("lstm", "cnn", "bilstm", "transformer")
 RESULTS = Path(__file__).parent / "results" / "tminer_calibration.json"
@@ -45,16 +46,38 @@ def main() -> None:
         model = rbl.zoo.text_classifier(arch=arch, seed=seed)
         start = time.perf_counter()
         dom = detector.dominance(model)
-        worst = max((v["dominance"] for d in dom.values() for v in d.values() if v["tested"]), default=1.0)
-        rows.append({"arch": arch, "seed": seed, "dominance": dom, "max_dominance": worst,
-                     "search_s": round(time.perf_counter() - start, 1)})
-        brief = {d: {k: (v["phrase"], round(v["dominance"], 2), round(v["flip_rate"], 2)) for k, v in x.items()}
-                 for d, x in dom.items()}
+        worst = max(
+            (v["dominance"] for d in dom.values() for v in d.values() if v["tested"]), default=1.0
+        )
+        rows.append(
+            {
+                "arch": arch,
+                "seed": seed,
+                "dominance": dom,
+                "max_dominance": worst,
+                "search_s": round(time.perf_counter() - start, 1),
+            }
+        )
+        brief = {
+            d: {
+                k: (v["phrase"], round(v["dominance"], 2), round(v["flip_rate"], 2))
+                for k, v in x.items()
+            }
+            for d, x in dom.items()
+        }
         print(f"seed {seed} {arch:<11} max tested dominance: {worst:.3f}  {brief}", flush=True)
     largest = max(r["max_dominance"] for r in rows)
-    print(f"\nlargest clean dominance {largest:.3f}; detector threshold {detector.dominance_threshold}")
-    out = {"benchmark": "tminer_calibration", "environment": environment(), "detector": repr(detector),
-           "largest_clean_dominance": largest, "threshold": detector.dominance_threshold, "models": rows}
+    print(
+        f"\nlargest clean dominance {largest:.3f}; detector threshold {detector.dominance_threshold}"
+    )
+    out = {
+        "benchmark": "tminer_calibration",
+        "environment": environment(),
+        "detector": repr(detector),
+        "largest_clean_dominance": largest,
+        "threshold": detector.dominance_threshold,
+        "models": rows,
+    }
     write_atomic(args.out, json.dumps(out, indent=1, default=str))
 
 

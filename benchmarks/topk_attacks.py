@@ -26,8 +26,9 @@ import torch
 from robustbench_lite.attacks._topk_metrics import topk_metrics
 
 import robustbench_lite as rbl
-from robustbench_lite.report import environment, write_atomic
-from robustbench_lite.threat import ThreatModel
+from robustbench_lite.core.io import write_atomic
+from robustbench_lite.core.threat import ThreatModel
+from robustbench_lite.report.model import environment
 
 METHODS = ("quadattack", "cw_topk", "ad_topk")
 SETTINGS = {
@@ -36,14 +37,25 @@ SETTINGS = {
 }
 
 
-def _samples(model: rbl.Model, spec: tuple[str, dict[str, Any]], n: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _samples(
+    model: rbl.Model, spec: tuple[str, dict[str, Any]], n: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     x, y = rbl.load_data(spec[0], split="test", **spec[1])
     keep = model.logits(x).argmax(dim=1) == y
     return x[keep][:n], y[keep][:n]
 
 
-def _run_one(model: rbl.Model, x: torch.Tensor, y: torch.Tensor, k: int, targets: torch.Tensor,
-             method: str, budget: str, lr: float, seed: int) -> dict[str, Any]:  # fmt: skip
+def _run_one(
+    model: rbl.Model,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    k: int,
+    targets: torch.Tensor,
+    method: str,
+    budget: str,
+    lr: float,
+    seed: int,
+) -> dict[str, Any]:
     attack = rbl.create_attack(method, budget=budget, lr=lr)
     start = time.perf_counter()
     result = attack(model, x, y, f"none:top_k:{k}", target=targets, seed=seed)
@@ -58,14 +70,27 @@ def _verdicts(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     keys = sorted({(r["model"], r["budget"], r["k"]) for r in rows})
     for model, budget, k in keys:
-        group = {r["method"]: r["asr"] for r in rows if (r["model"], r["budget"], r["k"]) == (model, budget, k)}
+        group = {
+            r["method"]: r["asr"]
+            for r in rows
+            if (r["model"], r["budget"], r["k"]) == (model, budget, k)
+        }
         if "quadattack" not in group:
             continue
         best = max(v for m, v in group.items() if m != "quadattack")
         strict = model == "zoo:orl-cnn" and k >= 10
         ok = group["quadattack"] > best if strict else group["quadattack"] >= best
-        out.append({"model": model, "budget": budget, "k": k, "quadattack_asr": group["quadattack"],
-                    "best_baseline_asr": best, "requires_strictly_above": strict, "target_met": ok})  # fmt: skip
+        out.append(
+            {
+                "model": model,
+                "budget": budget,
+                "k": k,
+                "quadattack_asr": group["quadattack"],
+                "best_baseline_asr": best,
+                "requires_strictly_above": strict,
+                "target_met": ok,
+            }
+        )
     return out
 
 
@@ -82,16 +107,23 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=list(METHODS))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "topk_attacks.json"))
-    parser.add_argument("--keep-other-models", action="store_true",
-                        help="keep the rows of models not in --models from an existing --out")  # fmt: skip
+    parser.add_argument(
+        "--out", default=str(Path(__file__).parent / "results" / "topk_attacks.json")
+    )
+    parser.add_argument(
+        "--keep-other-models",
+        action="store_true",
+        help="keep the rows of models not in --models from an existing --out",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     rows: list[dict[str, Any]] = []
     if args.keep_other_models and Path(args.out).is_file():
         old = json.loads(Path(args.out).read_text())
         rows = [r for r in old["rows"] if r["model"] not in args.models]
-    print(f"{'model':15} {'budget':6} {'K':>3} {'method':11} {'ASR':>5} {'l1':>7} {'l2':>6} {'linf':>5} {'s/sample':>8}")
+    print(
+        f"{'model':15} {'budget':6} {'K':>3} {'method':11} {'ASR':>5} {'l1':>7} {'l2':>6} {'linf':>5} {'s/sample':>8}"
+    )
     for name in args.models:
         setting = SETTINGS[name]
         model = rbl.load_model(name)
@@ -99,23 +131,47 @@ def main() -> None:
         x, y = _samples(model, setting["data"], n)
         for k in setting["ks"]:
             gen = torch.Generator().manual_seed(args.seed + k)
-            targets = ThreatModel.parse(f"none:top_k:{k}").sample_targets(y, model.logits(x[:1]).shape[1], gen)
+            targets = ThreatModel.parse(f"none:top_k:{k}").sample_targets(
+                y, model.logits(x[:1]).shape[1], gen
+            )
             for budget in args.budgets:
                 for method in args.methods:
-                    row = {"model": name, **_run_one(model, x, y, k, targets, method, budget, setting["lr"], args.seed)}
+                    row = {
+                        "model": name,
+                        **_run_one(
+                            model, x, y, k, targets, method, budget, setting["lr"], args.seed
+                        ),
+                    }
                     row["lr"] = setting["lr"]
                     rows.append(row)
-                    print(f"{name:15} {budget:6} {k:3d} {method:11} {_fmt(row['asr'])} {row['mean_l1']:7.2f} "
-                          f"{row['mean_l2']:6.3f} {_fmt(row['mean_linf'])} {row['time_per_sample_s']:8.3f}", flush=True)  # fmt: skip
+                    print(
+                        f"{name:15} {budget:6} {k:3d} {method:11} {_fmt(row['asr'])} {row['mean_l1']:7.2f} "
+                        f"{row['mean_l2']:6.3f} {_fmt(row['mean_linf'])} {row['time_per_sample_s']:8.3f}",
+                        flush=True,
+                    )
                     write_atomic(args.out, json.dumps({"rows": rows}, indent=1))
     verdicts = _verdicts(rows)
     for v in verdicts:
-        print(f"{v['model']:15} {v['budget']:6} K={v['k']:<3d} quad {v['quadattack_asr']:.3f} vs best baseline "
-              f"{v['best_baseline_asr']:.3f}: {'met' if v['target_met'] else 'NOT met'}")  # fmt: skip
-    meta = {"n_digits": args.n_digits, "n_orl": args.n_orl, "budgets": args.budgets, "seed": args.seed,
-            "threat": "none:top_k:K", "lr": {k: v["lr"] for k, v in SETTINGS.items()}}  # fmt: skip
-    write_atomic(args.out, json.dumps({"environment": environment(), "settings": meta, "rows": rows,
-                                       "verdicts": verdicts}, indent=1, default=str))  # fmt: skip
+        print(
+            f"{v['model']:15} {v['budget']:6} K={v['k']:<3d} quad {v['quadattack_asr']:.3f} vs best baseline "
+            f"{v['best_baseline_asr']:.3f}: {'met' if v['target_met'] else 'NOT met'}"
+        )
+    meta = {
+        "n_digits": args.n_digits,
+        "n_orl": args.n_orl,
+        "budgets": args.budgets,
+        "seed": args.seed,
+        "threat": "none:top_k:K",
+        "lr": {k: v["lr"] for k, v in SETTINGS.items()},
+    }
+    write_atomic(
+        args.out,
+        json.dumps(
+            {"environment": environment(), "settings": meta, "rows": rows, "verdicts": verdicts},
+            indent=1,
+            default=str,
+        ),
+    )
 
 
 if __name__ == "__main__":

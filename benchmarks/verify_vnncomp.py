@@ -30,16 +30,20 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(os.environ.get("RBL_VNNCOMP_DIR", Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "vnncomp"))
+ROOT = Path(
+    os.environ.get(
+        "RBL_VNNCOMP_DIR", Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "vnncomp"
+    )
+)
 QUICK = {"acasxu": (6, None), "mnistfc": (5, None), "oval21": (7, 3)}  # (stride, max count)
 
 
 def _ours(onnx: str, vnnlib: str, timeout: float, workers: int) -> dict[str, Any]:
     from robustbench_lite.verify.vnnlib import read_vnnlib
 
-    from robustbench_lite.onnx_import import load_onnx_model
-    from robustbench_lite.registry import create_verifier
-    from robustbench_lite.types import Status
+    from robustbench_lite.core.registry import create_verifier
+    from robustbench_lite.core.types import Status
+    from robustbench_lite.models.onnx_import import load_onnx_model
 
     start = time.monotonic()
     try:
@@ -47,10 +51,18 @@ def _ours(onnx: str, vnnlib: str, timeout: float, workers: int) -> dict[str, Any
     except Exception as exc:  # unsupported operator: an UNKNOWN, reported as such
         return {"verdict": "unknown", "reason": str(exc)[:200], "time_s": time.monotonic() - start}
     prop = read_vnnlib(vnnlib)
-    res = create_verifier("smt", workers=workers).verify_property(model, prop, timeout_s=timeout, onnx_path=onnx)
-    verdict = {Status.FALSIFIED: "sat", Status.VERIFIED: "unsat"}.get(res.status, "timeout" if res.reason == "timeout" else "unknown")
-    return {"verdict": verdict, "reason": res.reason, "time_s": time.monotonic() - start,
-            "method": str(res.stats.get("method", ""))}
+    res = create_verifier("smt", workers=workers).verify_property(
+        model, prop, timeout_s=timeout, onnx_path=onnx
+    )
+    verdict = {Status.FALSIFIED: "sat", Status.VERIFIED: "unsat"}.get(
+        res.status, "timeout" if res.reason == "timeout" else "unknown"
+    )
+    return {
+        "verdict": verdict,
+        "reason": res.reason,
+        "time_s": time.monotonic() - start,
+        "method": str(res.stats.get("method", "")),
+    }
 
 
 def _marabou(onnx: str, vnnlib: str, timeout: float, workers: int) -> dict[str, Any]:
@@ -74,11 +86,21 @@ def _child(fn: Any, args: tuple, conn: Any) -> None:
         t0 = os.times()
         out = fn(*args)
         t1 = os.times()  # user + system of this process and of its joined worker processes
-        out["cpu_s"] = (t1.user - t0.user) + (t1.system - t0.system) + (t1.children_user - t0.children_user) \
+        out["cpu_s"] = (
+            (t1.user - t0.user)
+            + (t1.system - t0.system)
+            + (t1.children_user - t0.children_user)
             + (t1.children_system - t0.children_system)
+        )
         conn.send(out)
     except Exception as exc:  # reported as an unknown with the error, never as a verdict
-        conn.send({"verdict": "error", "reason": f"{type(exc).__name__}: {exc}"[:300], "time_s": float("nan")})
+        conn.send(
+            {
+                "verdict": "error",
+                "reason": f"{type(exc).__name__}: {exc}"[:300],
+                "time_s": float("nan"),
+            }
+        )
 
 
 def run_one(fn: Any, onnx: str, vnnlib: str, timeout: float, workers: int) -> dict[str, Any]:
@@ -100,7 +122,11 @@ def run_one(fn: Any, onnx: str, vnnlib: str, timeout: float, workers: int) -> di
     proc.join(5)
     with_suppress(lambda: os.killpg(proc.pid, signal.SIGKILL))  # stray pool workers
     if out is None:
-        out = {"verdict": "timeout", "reason": "killed (hard timeout)", "time_s": time.monotonic() - start}
+        out = {
+            "verdict": "timeout",
+            "reason": "killed (hard timeout)",
+            "time_s": time.monotonic() - start,
+        }
     return out
 
 
@@ -122,18 +148,29 @@ def instances(bench: str, quick: bool, limit: int | None) -> list[dict[str, str]
 def summarize(rows: list[dict[str, Any]], tool: str, timeout: float) -> dict[str, Any]:
     res = [r[tool] for r in rows if tool in r]
     solved = [r for r in res if r["verdict"] in ("sat", "unsat")]
-    wrong = sum(1 for r, row in zip(res, rows) if r["verdict"] in ("sat", "unsat")
-                and row["expected"] in ("sat", "unsat") and r["verdict"] != row["expected"])
-    times = [min(r["time_s"], timeout) if r["verdict"] in ("sat", "unsat") else timeout for r in res]
+    wrong = sum(
+        1
+        for r, row in zip(res, rows)
+        if r["verdict"] in ("sat", "unsat")
+        and row["expected"] in ("sat", "unsat")
+        and r["verdict"] != row["expected"]
+    )
+    times = [
+        min(r["time_s"], timeout) if r["verdict"] in ("sat", "unsat") else timeout for r in res
+    ]
     return {
-        "n": len(res), "solved": len(solved), "wrong": wrong,
+        "n": len(res),
+        "solved": len(solved),
+        "wrong": wrong,
         "timeouts": sum(r["verdict"] == "timeout" for r in res),
         "unknown": sum(r["verdict"] in ("unknown", "error") for r in res),
         "solved_within_60s": sum(r["time_s"] <= 60 for r in solved),
         "median_s_solved": statistics.median([r["time_s"] for r in solved]) if solved else None,
         "median_s_all": statistics.median(times) if times else None,
         "total_s": sum(times),
-        "median_cpu_s_solved": statistics.median([r["cpu_s"] for r in solved if "cpu_s" in r]) if solved else None,
+        "median_cpu_s_solved": statistics.median([r["cpu_s"] for r in solved if "cpu_s" in r])
+        if solved
+        else None,
     }
 
 
@@ -151,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"benchmark folder {ROOT} is absent; set RBL_VNNCOMP_DIR", file=sys.stderr)
         return 2
     import robustbench_lite.verify.smt  # noqa: F401  (load everything once, before forking)
+
     tools = {"smt": _ours}
     if not args.no_marabou:
         import maraboupy  # noqa: F401
@@ -164,37 +202,64 @@ def main(argv: list[str] | None = None) -> int:
             onnx, vnnlib = str(ROOT / bench / row["onnx"]), str(ROOT / bench / row["vnnlib"])
             for name, fn in tools.items():
                 row[name] = run_one(fn, onnx, vnnlib, args.timeout, args.workers)
-            print(bench, Path(row["onnx"]).stem, Path(row["vnnlib"]).stem, "expected", row["expected"],
-                  *(f"{n}={row[n]['verdict']}({row[n]['time_s']:.1f}s wall, {row[n].get('cpu_s', float('nan')):.1f}s cpu)"
-                    for n in tools), flush=True)
-        results[bench] = {"instances": rows, "summary": {n: summarize(rows, n, args.timeout) for n in tools}}
+            print(
+                bench,
+                Path(row["onnx"]).stem,
+                Path(row["vnnlib"]).stem,
+                "expected",
+                row["expected"],
+                *(
+                    f"{n}={row[n]['verdict']}({row[n]['time_s']:.1f}s wall, {row[n].get('cpu_s', float('nan')):.1f}s cpu)"
+                    for n in tools
+                ),
+                flush=True,
+            )
+        results[bench] = {
+            "instances": rows,
+            "summary": {n: summarize(rows, n, args.timeout) for n in tools},
+        }
     _print_table(results, tools)
     _write(args, results, load_start)
     return 1 if any(s["wrong"] for r in results.values() for s in r["summary"].values()) else 0
 
 
 def _print_table(results: dict[str, Any], tools: dict[str, Any]) -> None:
-    print(f"\n{'benchmark':10} {'tool':8} {'n':>4} {'solved':>6} {'wrong':>5} {'t/o':>4} {'unk':>4} "
-          f"{'med(solved)':>11} {'med cpu':>7} {'median':>7} {'total':>8} {'total/marabou':>13}")
+    print(
+        f"\n{'benchmark':10} {'tool':8} {'n':>4} {'solved':>6} {'wrong':>5} {'t/o':>4} {'unk':>4} "
+        f"{'med(solved)':>11} {'med cpu':>7} {'median':>7} {'total':>8} {'total/marabou':>13}"
+    )
     for bench, r in results.items():
         base = r["summary"].get("marabou", {}).get("total_s")
         for name in tools:
             s = r["summary"][name]
             ratio = f"{s['total_s'] / base:.2f}" if base else "-"
             med = f"{s['median_s_solved']:.2f}" if s["median_s_solved"] is not None else "-"
-            cpu = f"{s['median_cpu_s_solved']:.2f}" if s.get("median_cpu_s_solved") is not None else "-"
-            print(f"{bench:10} {name:8} {s['n']:>4} {s['solved']:>6} {s['wrong']:>5} {s['timeouts']:>4} {s['unknown']:>4} "
-                  f"{med:>11} {cpu:>7} {s['median_s_all']:>7.2f} {s['total_s']:>8.1f} {ratio:>13}")
+            cpu = (
+                f"{s['median_cpu_s_solved']:.2f}"
+                if s.get("median_cpu_s_solved") is not None
+                else "-"
+            )
+            print(
+                f"{bench:10} {name:8} {s['n']:>4} {s['solved']:>6} {s['wrong']:>5} {s['timeouts']:>4} {s['unknown']:>4} "
+                f"{med:>11} {cpu:>7} {s['median_s_all']:>7.2f} {s['total_s']:>8.1f} {ratio:>13}"
+            )
 
 
-def _write(args: argparse.Namespace, results: dict[str, Any], load_start: tuple[float, ...]) -> None:
+def _write(
+    args: argparse.Namespace, results: dict[str, Any], load_start: tuple[float, ...]
+) -> None:
     import numpy
     import onnxruntime
     import torch
     import z3
 
-    versions = {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__,
-                "z3": z3.get_version_string(), "onnxruntime": onnxruntime.__version__}
+    versions = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "z3": z3.get_version_string(),
+        "onnxruntime": onnxruntime.__version__,
+    }
     try:
         from importlib.metadata import version
 
@@ -202,10 +267,19 @@ def _write(args: argparse.Namespace, results: dict[str, Any], load_start: tuple[
     except Exception:
         pass
     doc = {
-        "benchmark": "verify_vnncomp", "command": " ".join(sys.argv),
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "loadavg_start": load_start,
-                    "loadavg_end": os.getloadavg(), "note": "shared machine (several jobs at once); wall times"},
-        "versions": versions, "timeout_s": args.timeout, "workers": args.workers, "quick": args.quick,
+        "benchmark": "verify_vnncomp",
+        "command": " ".join(sys.argv),
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "loadavg_start": load_start,
+            "loadavg_end": os.getloadavg(),
+            "note": "shared machine (several jobs at once); wall times",
+        },
+        "versions": versions,
+        "timeout_s": args.timeout,
+        "workers": args.workers,
+        "quick": args.quick,
         "results": results,
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

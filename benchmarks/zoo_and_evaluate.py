@@ -42,16 +42,18 @@ def train_all(cache: Path) -> list[dict[str, Any]]:
         start, cpu = time.perf_counter(), time.process_time()
         model = load_zoo_model(name)
         wall, cpu = time.perf_counter() - start, time.process_time() - cpu
-        rows.append({
-            "model": name,
-            "clean_accuracy": model.meta["clean_accuracy"],
-            "pgd20_accuracy_linf_0.1": model.meta.get("pgd20_accuracy"),
-            "train_time_s": model.meta["train_time_s"],
-            "load_and_train_wall_s": round(wall, 3),
-            "load_and_train_cpu_s": round(cpu, 3),  # user+sys of this process (all threads)
-            "recipe": model.meta["recipe"],
-            "recipe_hash": model.meta["recipe_hash"],
-        })  # fmt: skip
+        rows.append(
+            {
+                "model": name,
+                "clean_accuracy": model.meta["clean_accuracy"],
+                "pgd20_accuracy_linf_0.1": model.meta.get("pgd20_accuracy"),
+                "train_time_s": model.meta["train_time_s"],
+                "load_and_train_wall_s": round(wall, 3),
+                "load_and_train_cpu_s": round(cpu, 3),  # user+sys of this process (all threads)
+                "recipe": model.meta["recipe"],
+                "recipe_hash": model.meta["recipe_hash"],
+            }
+        )
     return rows
 
 
@@ -64,7 +66,9 @@ def time_evaluate(cache: Path, repeats: int) -> dict[str, Any]:
     for _ in range(repeats):
         start, before = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
         with tempfile.TemporaryDirectory() as tmp:
-            out = subprocess.run([*cmd, "--report", f"{tmp}/r.json"], capture_output=True, text=True, env=env)
+            out = subprocess.run(
+                [*cmd, "--report", f"{tmp}/r.json"], capture_output=True, text=True, env=env
+            )
             times.append(time.perf_counter() - start)
             after = resource.getrusage(resource.RUSAGE_CHILDREN)
             cpu_times.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
@@ -73,12 +77,21 @@ def time_evaluate(cache: Path, repeats: int) -> dict[str, Any]:
             report = json.loads(Path(f"{tmp}/r.json").read_text())
     assert report is not None
     checks = [
-        {"id": c["id"], "threat": c["threat"], **{k: c["values"].get(k) for k in ("clean_accuracy", "robust_accuracy")}}
+        {
+            "id": c["id"],
+            "threat": c["threat"],
+            **{k: c["values"].get(k) for k in ("clean_accuracy", "robust_accuracy")},
+        }
         for c in report["checks"]
     ]
-    return {"command": " ".join(["robustbench-lite", *cmd[1:]]), "runs_s": [round(t, 3) for t in times],
-            "median_s": round(statistics.median(times), 3), "cpu_runs_s": [round(t, 3) for t in cpu_times],
-            "median_cpu_s": round(statistics.median(cpu_times), 3), "checks": checks}  # fmt: skip
+    return {
+        "command": " ".join(["robustbench-lite", *cmd[1:]]),
+        "runs_s": [round(t, 3) for t in times],
+        "median_s": round(statistics.median(times), 3),
+        "cpu_runs_s": [round(t, 3) for t in cpu_times],
+        "median_cpu_s": round(statistics.median(cpu_times), 3),
+        "checks": checks,
+    }
 
 
 def machine() -> dict[str, Any]:
@@ -99,16 +112,26 @@ def machine() -> dict[str, Any]:
 def table(zoo_rows: list[dict[str, Any]], evaluate: dict[str, Any]) -> str:
     lines = [f"{'model':14s} {'clean_acc':>9s} {'pgd20@0.1':>9s} {'train_s':>8s} {'cpu_s':>7s}"]
     for r in zoo_rows:
-        pgd = f"{r['pgd20_accuracy_linf_0.1']:.4f}" if r["pgd20_accuracy_linf_0.1"] is not None else "-"
-        lines.append(f"{r['model']:14s} {r['clean_accuracy']:9.4f} {pgd:>9s} {r['train_time_s']:8.2f} "
-                     f"{r['load_and_train_cpu_s']:7.2f}")  # fmt: skip
+        pgd = (
+            f"{r['pgd20_accuracy_linf_0.1']:.4f}"
+            if r["pgd20_accuracy_linf_0.1"] is not None
+            else "-"
+        )
+        lines.append(
+            f"{r['model']:14s} {r['clean_accuracy']:9.4f} {pgd:>9s} {r['train_time_s']:8.2f} "
+            f"{r['load_and_train_cpu_s']:7.2f}"
+        )
     lines.append("")
-    lines.append(f"{evaluate['command']}: median {evaluate['median_s']:.2f} s wall over {evaluate['runs_s']}, "
-                 f"median {evaluate['median_cpu_s']:.2f} s CPU")  # fmt: skip
+    lines.append(
+        f"{evaluate['command']}: median {evaluate['median_s']:.2f} s wall over {evaluate['runs_s']}, "
+        f"median {evaluate['median_cpu_s']:.2f} s CPU"
+    )
     for c in evaluate["checks"]:
         robust = c["robust_accuracy"]
-        lines.append(f"  {c['id']:24s} clean {c['clean_accuracy']:.4f}  robust "
-                     f"{robust if robust is None else format(robust, '.4f')}")  # fmt: skip
+        lines.append(
+            f"  {c['id']:24s} clean {c['clean_accuracy']:.4f}  robust "
+            f"{robust if robust is None else format(robust, '.4f')}"
+        )
     return "\n".join(lines)
 
 
@@ -124,8 +147,13 @@ def main() -> None:
         zoo_rows = train_all(Path(cache))
         evaluate = time_evaluate(Path(cache), repeats)
     info["load_average_end"] = os.getloadavg()
-    result = {"benchmark": "zoo_and_evaluate", "quick": args.quick, "machine": info,
-              "zoo": zoo_rows, "evaluate": evaluate}  # fmt: skip
+    result = {
+        "benchmark": "zoo_and_evaluate",
+        "quick": args.quick,
+        "machine": info,
+        "zoo": zoo_rows,
+        "evaluate": evaluate,
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(table(zoo_rows, evaluate))

@@ -1,8 +1,5 @@
 """Built-in defenses (installed as robustbench_lite.defenses); modules are imported so their registrations run."""
 
-import importlib
-import pkgutil
+from robustbench_lite.core.registry import import_submodules
 
-for _module in pkgutil.iter_modules(__path__):
-    if not _module.name.startswith("_"):
-        importlib.import_module(f"{__name__}.{_module.name}")
+import_submodules(__name__, __path__)

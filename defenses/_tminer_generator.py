@@ -116,8 +116,16 @@ class PerturbationGenerator(nn.Module):
             w = w + F.pad(a[:, :-j], (j, 0))
         return w[..., None]
 
-    def decode(self, x: torch.Tensor, label: torch.Tensor, *, mode: str, tau: float = 1.0,
-               generator: torch.Generator | None = None, detach_pointer: bool = False) -> torch.Tensor:
+    def decode(
+        self,
+        x: torch.Tensor,
+        label: torch.Tensor,
+        *,
+        mode: str,
+        tau: float = 1.0,
+        generator: torch.Generator | None = None,
+        detach_pointer: bool = False,
+    ) -> torch.Tensor:
         """Decode x (N, T) under code c(label).
 
         mode "teacher": log-probabilities (N, T, V) of p_t; "gumbel": (N, T, V) one-hot samples
@@ -125,12 +133,26 @@ class PerturbationGenerator(nn.Module):
         the tokens; "greedy": token ids (N, T), the argmax span filled with argmax q.
         ``detach_pointer``: no gradient into the pointer (used for the reconstruction loss).
         """
-        return self.decode_parts(x, *self.parts(x, label), mode=mode, tau=tau, generator=generator,
-                                 detach_pointer=detach_pointer)
+        return self.decode_parts(
+            x,
+            *self.parts(x, label),
+            mode=mode,
+            tau=tau,
+            generator=generator,
+            detach_pointer=detach_pointer,
+        )
 
-    def decode_parts(self, x: torch.Tensor, q_logits: torch.Tensor, ptr: torch.Tensor, *, mode: str,
-                     tau: float = 1.0, generator: torch.Generator | None = None,
-                     detach_pointer: bool = False) -> torch.Tensor:
+    def decode_parts(
+        self,
+        x: torch.Tensor,
+        q_logits: torch.Tensor,
+        ptr: torch.Tensor,
+        *,
+        mode: str,
+        tau: float = 1.0,
+        generator: torch.Generator | None = None,
+        detach_pointer: bool = False,
+    ) -> torch.Tensor:
         """:meth:`decode` from precomputed :meth:`parts` (one decoder pass serves several modes)."""
         copy = F.one_hot(x, self.vocab_size).to(q_logits.dtype)
         if mode == "gumbel":
@@ -147,7 +169,9 @@ class PerturbationGenerator(nn.Module):
         return torch.log(p.clamp_min(1e-12))
 
 
-def gumbel_softmax(logits: torch.Tensor, tau: float, generator: torch.Generator | None) -> torch.Tensor:
+def gumbel_softmax(
+    logits: torch.Tensor, tau: float, generator: torch.Generator | None
+) -> torch.Tensor:
     """Soft Gumbel-softmax samples over the last dimension, noise from ``generator``."""
     u = torch.rand(logits.shape, generator=generator).clamp(1e-10, 1 - 1e-10)
     return torch.softmax((logits - torch.log(-torch.log(u))) / tau, dim=-1)
@@ -172,8 +196,12 @@ def diversity_loss(log_probs: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 
 def train_generator(
-    gen: PerturbationGenerator, classifier: nn.Module, x: torch.Tensor, y: torch.Tensor,
-    cfg: GeneratorConfig, generator: torch.Generator,
+    gen: PerturbationGenerator,
+    classifier: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    cfg: GeneratorConfig,
+    generator: torch.Generator,
 ) -> dict[str, float]:
     """Train ``gen`` on synthetic (x, y); ``classifier`` (with ``forward_soft``) stays frozen.
 
@@ -203,12 +231,17 @@ def train_generator(
                 if joint:
                     flip = 1 - yb
                     q_logits, ptr = gen.parts(xb, flip)
-                    soft = gen.decode_parts(xb, q_logits, ptr, mode="gumbel", tau=cfg.tau, generator=generator)
+                    soft = gen.decode_parts(
+                        xb, q_logits, ptr, mode="gumbel", tau=cfg.tau, generator=generator
+                    )
                     loss_c = F.cross_entropy(classifier.forward_soft(soft), flip)  # type: ignore[operator]
                     flip_logp = gen.decode_parts(xb, q_logits, ptr, mode="teacher")
-                    loss_d = torch.stack([  # per flipped code: each direction has its own perturbations
-                        diversity_loss(flip_logp[flip == c], xb[flip == c]) for c in flip.unique()
-                    ]).sum()
+                    loss_d = torch.stack(
+                        [  # per flipped code: each direction has its own perturbations
+                            diversity_loss(flip_logp[flip == c], xb[flip == c])
+                            for c in flip.unique()
+                        ]
+                    ).sum()
                     loss = loss + cfg.lambda_c * loss_c + cfg.lambda_div * loss_d
                     sums["flip"] += float(loss_c.detach())
                     sums["div"] += float(loss_d.detach())

@@ -26,11 +26,16 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from robustbench_lite.text import Vocabulary, insert_phrase
+from robustbench_lite.worlds.text import Vocabulary, insert_phrase
 
 
 def extract_candidates(
-    decoded: torch.Tensor, inputs: torch.Tensor, vocab: Vocabulary, *, max_len: int = 3, top: int = 20,
+    decoded: torch.Tensor,
+    inputs: torch.Tensor,
+    vocab: Vocabulary,
+    *,
+    max_len: int = 3,
+    top: int = 20,
     ignore: Sequence[int] = (),
 ) -> list[tuple[int, ...]]:
     """The ``top`` most frequent perturbation phrases (token-id tuples) of greedy decodes (N, T)."""
@@ -52,7 +57,11 @@ def extract_candidates(
 
 
 def flip_rates(
-    predict_target: object, phrases: Sequence[tuple[int, ...]], source: torch.Tensor, *, pad_id: int,
+    predict_target: object,
+    phrases: Sequence[tuple[int, ...]],
+    source: torch.Tensor,
+    *,
+    pad_id: int,
     generator: torch.Generator,
 ) -> list[float]:
     """Flip rate of each phrase on synthetic source sentences ``source`` (N, T).
@@ -61,7 +70,9 @@ def flip_rates(
     Sentences get one extra pad column so the phrase never pushes a word out.
     """
     width = source.shape[1] + 3
-    base = torch.cat([source, torch.full((len(source), 3), pad_id, dtype=source.dtype)], dim=1)[:, :width]
+    base = torch.cat([source, torch.full((len(source), 3), pad_id, dtype=source.dtype)], dim=1)[
+        :, :width
+    ]
     rates = []
     for phrase in phrases:
         x = insert_phrase(base, list(phrase), pad_id=pad_id, generator=generator)
@@ -70,7 +81,10 @@ def flip_rates(
 
 
 def auxiliary_phrases(
-    target_words: torch.Tensor, lengths: Sequence[int], n_per_length: int, generator: torch.Generator
+    target_words: torch.Tensor,
+    lengths: Sequence[int],
+    n_per_length: int,
+    generator: torch.Generator,
 ) -> list[tuple[int, ...]]:
     """Random phrases of each length in ``lengths`` made of distinct ``target_words``."""
     out: list[tuple[int, ...]] = []
@@ -103,7 +117,9 @@ def embed_points(features: np.ndarray, variance: float = 0.99) -> np.ndarray:
     n_comp = min(scaled.shape) - 1
     if n_comp < 1:
         return scaled
-    pca = PCA(n_components=variance, svd_solver="full") if variance < 1 else PCA(n_components=n_comp)
+    pca = (
+        PCA(n_components=variance, svd_solver="full") if variance < 1 else PCA(n_components=n_comp)
+    )
     return np.asarray(pca.fit_transform(scaled))
 
 

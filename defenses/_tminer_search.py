@@ -41,7 +41,9 @@ Phrase = tuple[int, ...]
 Scorer = Callable[[torch.Tensor], torch.Tensor]
 
 
-def _insert_at(sentences: torch.Tensor, positions: torch.Tensor, phrases: torch.Tensor) -> torch.Tensor:
+def _insert_at(
+    sentences: torch.Tensor, positions: torch.Tensor, phrases: torch.Tensor
+) -> torch.Tensor:
     """(P * N, T + k) ids: each of P phrases (P, k) inserted into every sentence (N, T) at its position."""
     n, t = sentences.shape
     p, k = phrases.shape
@@ -51,11 +53,16 @@ def _insert_at(sentences: torch.Tensor, positions: torch.Tensor, phrases: torch.
         left = sentences[j, :pos].expand(p, -1)
         right = sentences[j, pos:].expand(p, -1)
         rows.append(torch.cat([left, phrases, right], dim=1))
-    return torch.stack(rows, dim=1).reshape(p * n, t + k)  # phrase-major: rows [i*n:(i+1)*n] are phrase i
+    return torch.stack(rows, dim=1).reshape(
+        p * n, t + k
+    )  # phrase-major: rows [i*n:(i+1)*n] are phrase i
 
 
 def phrase_gains(
-    target_score: Scorer, sentences: torch.Tensor, positions: torch.Tensor, phrases: Sequence[Phrase]
+    target_score: Scorer,
+    sentences: torch.Tensor,
+    positions: torch.Tensor,
+    phrases: Sequence[Phrase],
 ) -> torch.Tensor:
     """Mean gain in the target score ((P,)) of inserting each phrase (all of one length).
 
@@ -66,26 +73,41 @@ def phrase_gains(
     """
     base = target_score(sentences)
     block = torch.tensor(list(phrases), dtype=sentences.dtype)
-    out = target_score(_insert_at(sentences, positions, block)).reshape(len(phrases), len(sentences))
+    out = target_score(_insert_at(sentences, positions, block)).reshape(
+        len(phrases), len(sentences)
+    )
     return (out - base[None, :]).mean(dim=1)
 
 
 def chunked_gains(
-    target_score: Scorer, sentences: torch.Tensor, positions: torch.Tensor, phrases: Sequence[Phrase], *,
+    target_score: Scorer,
+    sentences: torch.Tensor,
+    positions: torch.Tensor,
+    phrases: Sequence[Phrase],
+    *,
     chunk: int = 2048,
 ) -> torch.Tensor:
     """:func:`phrase_gains` of many phrases (P,), ``chunk`` phrases per model call."""
-    parts = [phrase_gains(target_score, sentences, positions, phrases[i : i + chunk]) for i in range(0, len(phrases), chunk)]
+    parts = [
+        phrase_gains(target_score, sentences, positions, phrases[i : i + chunk])
+        for i in range(0, len(phrases), chunk)
+    ]
     return torch.cat(parts) if parts else torch.zeros(0)
 
 
-def word_gains(target_score: Scorer, sentences: torch.Tensor, positions: torch.Tensor, words: torch.Tensor) -> torch.Tensor:
+def word_gains(
+    target_score: Scorer, sentences: torch.Tensor, positions: torch.Tensor, words: torch.Tensor
+) -> torch.Tensor:
     """:func:`phrase_gains` (V,) of every single word in ``words`` (V,)."""
     return chunked_gains(target_score, sentences, positions, [(int(w),) for w in words])
 
 
 def best_neighbours(
-    target_score: Scorer, sentences: torch.Tensor, positions: torch.Tensor, words: torch.Tensor, phrase: Phrase,
+    target_score: Scorer,
+    sentences: torch.Tensor,
+    positions: torch.Tensor,
+    words: torch.Tensor,
+    phrase: Phrase,
     k: int,
 ) -> list[int]:
     """The ``k`` words of ``words`` that gain most when put right before or right after ``phrase``."""
@@ -97,8 +119,16 @@ def best_neighbours(
 
 
 def beam_phrases(
-    target_score: Scorer, sentences: torch.Tensor, positions: torch.Tensor, words: torch.Tensor,
-    gains: torch.Tensor, *, pool: int = 30, beam: int = 5, max_len: int = 3, n_word_sentences: int = 16,
+    target_score: Scorer,
+    sentences: torch.Tensor,
+    positions: torch.Tensor,
+    words: torch.Tensor,
+    gains: torch.Tensor,
+    *,
+    pool: int = 30,
+    beam: int = 5,
+    max_len: int = 3,
+    n_word_sentences: int = 16,
 ) -> list[tuple[Phrase, float]]:
     """Phrases of 1..``max_len`` distinct words with the highest mean gain, best first per length.
 
@@ -118,9 +148,15 @@ def beam_phrases(
     for _ in range(1, max_len):
         near = best_neighbours(target_score, sentences[:n], positions[:n], words, level[0][0], pool)
         added = list(dict.fromkeys(top + near))
-        grown = list(dict.fromkeys(
-            new for phrase, _ in level for w in added if w not in phrase for new in ((*phrase, w), (w, *phrase))
-        ))
+        grown = list(
+            dict.fromkeys(
+                new
+                for phrase, _ in level
+                for w in added
+                if w not in phrase
+                for new in ((*phrase, w), (w, *phrase))
+            )
+        )
         if not grown:
             break
         scores = chunked_gains(target_score, sentences, positions, grown)
@@ -146,8 +182,15 @@ class SearchResult:
 
 
 def search(
-    target_score: Scorer, sentences: torch.Tensor, positions: torch.Tensor, words: torch.Tensor, *,
-    n_word_sentences: int = 16, pool: int = 30, beam: int = 5, max_len: int = 3,
+    target_score: Scorer,
+    sentences: torch.Tensor,
+    positions: torch.Tensor,
+    words: torch.Tensor,
+    *,
+    n_word_sentences: int = 16,
+    pool: int = 30,
+    beam: int = 5,
+    max_len: int = 3,
 ) -> SearchResult:
     """Beam search for the strongest phrases and how far they dominate the best disjoint phrases.
 
@@ -157,13 +200,33 @@ def search(
     """
     n = min(n_word_sentences, len(sentences))
     gains = word_gains(target_score, sentences[:n], positions[:n], words)
-    phrases = beam_phrases(target_score, sentences, positions, words, gains, pool=pool, beam=beam, max_len=max_len,
-                           n_word_sentences=n)
+    phrases = beam_phrases(
+        target_score,
+        sentences,
+        positions,
+        words,
+        gains,
+        pool=pool,
+        beam=beam,
+        max_len=max_len,
+        n_word_sentences=n,
+    )
     best = _best_per_length(phrases)
     used = {w for phrase, _ in best.values() for w in phrase}
     keep = torch.tensor([int(w) not in used for w in words])
-    alternative = _best_per_length(beam_phrases(target_score, sentences, positions, words[keep], gains[keep],
-                                                pool=pool, beam=beam, max_len=max_len, n_word_sentences=n))
+    alternative = _best_per_length(
+        beam_phrases(
+            target_score,
+            sentences,
+            positions,
+            words[keep],
+            gains[keep],
+            pool=pool,
+            beam=beam,
+            max_len=max_len,
+            n_word_sentences=n,
+        )
+    )
     dominance = {k: _ratio(best[k][1], alternative[k][1]) for k in best if k in alternative}
     return SearchResult(phrases, best, alternative, dominance)
 

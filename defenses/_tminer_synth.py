@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import torch
 
-from robustbench_lite.errors import DataError
-from robustbench_lite.model import Model
-from robustbench_lite.text import Vocabulary
+from robustbench_lite.core.errors import DataError
+from robustbench_lite.core.model import Model
+from robustbench_lite.worlds.text import Vocabulary
 
 
 def pad_to(ids: torch.Tensor, length: int, pad_id: int) -> torch.Tensor:
@@ -49,7 +49,9 @@ def random_sentences(
 ) -> torch.Tensor:
     """(n, n_words [+1]) ids: ``n_words`` distinct words of ``pool`` each, then ``end_id`` if given."""
     if len(pool) < n_words:
-        raise DataError(f"only {len(pool)} words to build {n_words}-word synthetic sentences; use a larger vocabulary")
+        raise DataError(
+            f"only {len(pool)} words to build {n_words}-word synthetic sentences; use a larger vocabulary"
+        )
     keys = torch.rand(n, len(pool), generator=generator)
     picks = pool[keys.topk(n_words, dim=1).indices]
     if end_id is not None:
@@ -58,8 +60,17 @@ def random_sentences(
 
 
 def class_sentences(
-    model: Model, vocab: Vocabulary, scores: torch.Tensor, label: int, n: int, n_words: int, length: int,
-    *, end_id: int | None, generator: torch.Generator, max_rounds: int = 20,
+    model: Model,
+    vocab: Vocabulary,
+    scores: torch.Tensor,
+    label: int,
+    n: int,
+    n_words: int,
+    length: int,
+    *,
+    end_id: int | None,
+    generator: torch.Generator,
+    max_rounds: int = 20,
 ) -> torch.Tensor:
     """``n`` synthetic sentences of words leaning to ``label``, each classified as ``label``.
 

@@ -17,9 +17,10 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
-from robustbench_lite.defense import Defense
-from robustbench_lite.model import Model
-from robustbench_lite.registry import register_defense
+from robustbench_lite.core.defense import Defense
+from robustbench_lite.core.errors import ParameterError
+from robustbench_lite.core.model import Model
+from robustbench_lite.core.registry import register_defense
 
 
 class _Squeeze(nn.Module):
@@ -44,7 +45,9 @@ class _Squeeze(nn.Module):
         if self.mean is not None and self.std is not None:
             shape = (1, -1) + (1,) * (x.dim() - 2)
             mean = torch.as_tensor(self.mean, dtype=x.dtype, device=x.device).reshape(shape)
-            x = (x - mean) / torch.as_tensor(self.std, dtype=x.dtype, device=x.device).reshape(shape)
+            x = (x - mean) / torch.as_tensor(self.std, dtype=x.dtype, device=x.device).reshape(
+                shape
+            )
         return self.inner(x)
 
 
@@ -67,17 +70,29 @@ class BitDepth(Defense):
     bits: int = 5
 
     def __post_init__(self) -> None:
-        if isinstance(self.bits, bool) or not isinstance(self.bits, int) or not 1 <= self.bits <= 16:
-            raise ValueError(f"bits={self.bits!r} must be an integer in 1..16")
+        if (
+            isinstance(self.bits, bool)
+            or not isinstance(self.bits, int)
+            or not 1 <= self.bits <= 16
+        ):
+            raise ParameterError("bits", f"{self.bits!r} must be an integer in 1..16")
 
     def apply(self, model: Model) -> Model:
         """The defended model: squeeze, then the original normalization and network."""
         base = model.differentiable
         surrogate = replace(
-            base, net=_Squeeze(base, self.bits, straight_through=True), mean=None, std=None, surrogate=None,
+            base,
+            net=_Squeeze(base, self.bits, straight_through=True),
+            mean=None,
+            std=None,
+            surrogate=None,
             name=f"{base.name}+bit_depth({self.bits})/bpda",
-        )  # fmt: skip
+        )
         return replace(
-            model, net=_Squeeze(model, self.bits, straight_through=False), mean=None, std=None,
-            surrogate=surrogate, name=f"{model.name}+bit_depth({self.bits})",
-        )  # fmt: skip
+            model,
+            net=_Squeeze(model, self.bits, straight_through=False),
+            mean=None,
+            std=None,
+            surrogate=surrogate,
+            name=f"{model.name}+bit_depth({self.bits})",
+        )

@@ -2,7 +2,7 @@
 
 ``rbl.create_detector("tminer").scan(model) -> Detection``. The defender has the suspicious
 model only: black-box queries, its vocabulary (``Model.vocab``) and its last hidden layer
-(``net.hidden``, see ``robustbench_lite.zoo._text_nets.TextClassifier``). **No training data
+(``net.hidden``, see ``robustbench_lite.worlds.text_nets.TextClassifier``). **No training data
 and no clean inputs are used**: the ``data`` argument of :meth:`TMiner.scan` is ignored, and
 every input comes from ``_tminer_synth`` (nonsensical sentences of vocabulary words labelled by
 querying the model).
@@ -68,14 +68,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from robustbench_lite.defense import Detection, Detector
-from robustbench_lite.errors import DataError, ParameterError
-from robustbench_lite.model import Model
-from robustbench_lite.registry import register_detector
-from robustbench_lite.text import Vocabulary
+from robustbench_lite.core.defense import Detection, Detector
+from robustbench_lite.core.errors import DataError, ParameterError
+from robustbench_lite.core.model import Model
+from robustbench_lite.core.registry import register_detector
+from robustbench_lite.worlds.text import Vocabulary
 
 if TYPE_CHECKING:
-    from robustbench_lite.defenses._tminer_search import SearchResult
+    from ._tminer_search import SearchResult
 
 
 @register_detector("tminer")
@@ -144,13 +144,17 @@ class TMiner(Detector):
 
     def scan(self, model: Model, data: Any = None) -> Detection:
         """Scan ``model`` (a 2-class text model); ``data`` is ignored (T-Miner uses none)."""
-        from robustbench_lite.defenses import _tminer_generator as G
+        from . import _tminer_generator as G
 
         start = time.perf_counter()
         ctx = self._context(model)
         net, vocab = ctx.net, ctx.vocab
-        cfg = G.GeneratorConfig(ae_epochs=self.ae_epochs, joint_epochs=self.joint_epochs, tau=self.tau,
-                                **dict(self.generator))
+        cfg = G.GeneratorConfig(
+            ae_epochs=self.ae_epochs,
+            joint_epochs=self.joint_epochs,
+            tau=self.tau,
+            **dict(self.generator),
+        )
         parts, classes = [], []
         for c in (0, 1):
             try:
@@ -159,7 +163,9 @@ class TMiner(Detector):
             except DataError:  # the model (almost) never predicts c: no direction from c
                 continue
         if not parts:
-            raise DataError(f"{model.name} puts no synthetic sentence in either class; tminer cannot scan it")
+            raise DataError(
+                f"{model.name} puts no synthetic sentence in either class; tminer cannot scan it"
+            )
         x_syn = torch.cat(parts)
         y_syn = torch.tensor(classes).repeat_interleave(self.n_train // 2)
         with torch.random.fork_rng():
@@ -178,16 +184,21 @@ class TMiner(Detector):
         key = "dominant" if self.identifier == "dominance" else "dbscan_outlier"
         triggers = [c["phrase"] for c in candidates if c[key]]
         evidence = {
-            "triggers": triggers, "identifier": self.identifier,
+            "triggers": triggers,
+            "identifier": self.identifier,
             "dbscan_triggers": [c["phrase"] for c in candidates if c["dbscan_outlier"]],
             "dominant_triggers": [c["phrase"] for c in candidates if c["dominant"]],
-            "candidates": candidates, "directions": eps_info,
+            "candidates": candidates,
+            "directions": eps_info,
             "eps_sensitivity": {str(s): n for s, n in sensitivity.items()},
-            "generator_losses": losses, "n_synthetic": len(y_syn),
+            "generator_losses": losses,
+            "n_synthetic": len(y_syn),
             "skipped_sources": [c for c in (0, 1) if c not in classes],
             "time_s": round(time.perf_counter() - start, 2),
-        }  # fmt: skip
-        return Detection(flagged=bool(triggers), score=float(len(triggers)), threshold=1.0, evidence=evidence)
+        }
+        return Detection(
+            flagged=bool(triggers), score=float(len(triggers)), threshold=1.0, evidence=evidence
+        )
 
     def dominance(self, model: Model) -> dict[str, dict[int, dict[str, Any]]]:
         """The query search alone (no generator): the dominance test per direction and length.
@@ -196,7 +207,7 @@ class TMiner(Detector):
         phrase of each length k (``tested``: the test judges it); used to calibrate ``dominance_threshold`` on clean models
         (``benchmarks/tminer_calibration.py``).
         """
-        from robustbench_lite.defenses import _tminer_identify as ident
+        from . import _tminer_identify as ident
 
         ctx = self._context(model)
         ignore = [ctx.vocab.id(".")] if "." in ctx.vocab else []
@@ -208,11 +219,20 @@ class TMiner(Detector):
             except DataError:  # the model (almost) never predicts this class
                 continue
             best = [found.best[k][0] for k in sorted(found.best)]
-            rates = ident.flip_rates(lambda x, t=1 - source: ctx.predict(x) == t, best, flip_src,
-                                     pad_id=ctx.vocab.pad_id, generator=ctx.gen)
+            rates = ident.flip_rates(
+                lambda x, t=1 - source: ctx.predict(x) == t,
+                best,
+                flip_src,
+                pad_id=ctx.vocab.pad_id,
+                generator=ctx.gen,
+            )
             out[f"{source}->{1 - source}"] = {
-                len(p): {"phrase": ctx.vocab.decode(list(p)), "dominance": found.dominance[len(p)], "flip_rate": r,
-                         "tested": self._tested(len(p), r)}
+                len(p): {
+                    "phrase": ctx.vocab.decode(list(p)),
+                    "dominance": found.dominance[len(p)],
+                    "flip_rate": r,
+                    "tested": self._tested(len(p), r),
+                }
                 for p, r in zip(best, rates)
             }
         return out
@@ -223,24 +243,33 @@ class TMiner(Detector):
 
     def _context(self, model: Model) -> _Context:
         """Check that ``model`` is a binary text classifier with a hidden layer; the scan's shared state."""
-        from robustbench_lite.zoo._text_nets import require_text_classifier
+        from robustbench_lite.worlds.text_nets import require_text_classifier
 
         if self.identifier not in ("dominance", "dbscan"):
-            raise ParameterError("identifier", f"{self.identifier!r} is not one; use 'dominance' (default) or 'dbscan' (the paper's)")
+            raise ParameterError(
+                "identifier",
+                f"{self.identifier!r} is not one; use 'dominance' (default) or 'dbscan' (the paper's)",
+            )
         require_text_classifier(model.net, who="tminer")
         vocab = model.vocab
         if not isinstance(vocab, Vocabulary):
-            raise DataError(f"tminer needs Model.vocab to be a Vocabulary; {model.name} has {type(vocab).__name__}")
+            raise DataError(
+                f"tminer needs Model.vocab to be a Vocabulary; {model.name} has {type(vocab).__name__}"
+            )
         if model.num_classes not in (None, 2):
-            raise DataError(f"tminer scans binary classifiers; {model.name} has {model.num_classes} classes")
+            raise DataError(
+                f"tminer scans binary classifiers; {model.name} has {model.num_classes} classes"
+            )
         length = model.input_shape[0] if model.input_shape else self.n_words + 4
         return _Context(model, vocab, length, torch.Generator().manual_seed(self.seed), self)
 
     def _scales(self) -> list[float]:
         return sorted({*self.eps_sweep, self.eps_scale})
 
-    def _direction(self, ctx: _Context, generator: Any, net: Any, source: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-        from robustbench_lite.defenses import _tminer_identify as ident
+    def _direction(
+        self, ctx: _Context, generator: Any, net: Any, source: int
+    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        from . import _tminer_identify as ident
 
         target = 1 - source
         vocab = ctx.vocab
@@ -248,7 +277,9 @@ class TMiner(Detector):
         with torch.no_grad():
             decoded = generator.decode(src, torch.full((len(src),), target), mode="greedy")
         ignore = [vocab.id(".")] if "." in vocab else []
-        phrases = ident.extract_candidates(decoded, src, vocab, top=self.max_candidates, ignore=ignore)
+        phrases = ident.extract_candidates(
+            decoded, src, vocab, top=self.max_candidates, ignore=ignore
+        )
         origin = {p: "generator" for p in phrases}
         needed = self.search or self.identifier == "dominance"  # only the paper's pipeline skips it
         found = self._search(ctx, source, ignore) if needed else None
@@ -256,8 +287,18 @@ class TMiner(Detector):
         for p in searched:
             origin.setdefault(p, "search")
         flip_src = ctx.sentences(source, self.n_flip)
-        rates = dict(zip(origin, ident.flip_rates(lambda x: ctx.predict(x) == target, list(origin), flip_src,
-                                                   pad_id=vocab.pad_id, generator=ctx.gen)))
+        rates = dict(
+            zip(
+                origin,
+                ident.flip_rates(
+                    lambda x: ctx.predict(x) == target,
+                    list(origin),
+                    flip_src,
+                    pad_id=vocab.pad_id,
+                    generator=ctx.gen,
+                ),
+            )
+        )
         # the DBSCAN identifier sees the searched phrases only with search=True
         pool = [p for p in origin if origin[p] == "generator" or self.search]
         kept = [(p, rates[p]) for p in pool if rates[p] > self.flip_threshold]
@@ -265,11 +306,20 @@ class TMiner(Detector):
         dominant: set[tuple[int, ...]] = set()
         if found:
             info["dominance"] = {str(k): round(v, 3) for k, v in found.dominance.items()}
-            info["best"] = {str(k): [vocab.decode(list(p)), round(g, 3)] for k, (p, g) in found.best.items()}
-            info["alternative"] = {str(k): [vocab.decode(list(p)), round(g, 3)] for k, (p, g) in found.alternative.items()}
-            passing = {k: d for k, d in found.dominance.items() if self._tested(k, rates[found.best[k][0]])}
+            info["best"] = {
+                str(k): [vocab.decode(list(p)), round(g, 3)] for k, (p, g) in found.best.items()
+            }
+            info["alternative"] = {
+                str(k): [vocab.decode(list(p)), round(g, 3)]
+                for k, (p, g) in found.alternative.items()
+            }
+            passing = {
+                k: d for k, d in found.dominance.items() if self._tested(k, rates[found.best[k][0]])
+            }
             info["dominance_passing_flip"] = {str(k): round(d, 3) for k, d in passing.items()}
-            dominant = {found.best[k][0] for k, d in passing.items() if d > self.dominance_threshold}
+            dominant = {
+                found.best[k][0] for k, d in passing.items() if d > self.dominance_threshold
+            }
         outliers: set[int] = set()
         if kept:
             aux = self._auxiliary(ctx, target, [len(p) for p, _ in kept])
@@ -280,32 +330,53 @@ class TMiner(Detector):
             with torch.no_grad():
                 feats = net.hidden(ids).numpy().astype(np.float64)
             emb = ident.embed_points(feats, self.pca_variance)
-            eps, min_samples, by_scale = ident.find_outliers(emb, len(kept), eps_scales=self._scales())
-            info.update(eps=eps, min_samples=min_samples, n_aux=len(aux), n_points=len(points),
-                        outliers_by_scale={s: len(v) for s, v in by_scale.items()})
+            eps, min_samples, by_scale = ident.find_outliers(
+                emb, len(kept), eps_scales=self._scales()
+            )
+            info.update(
+                eps=eps,
+                min_samples=min_samples,
+                n_aux=len(aux),
+                n_points=len(points),
+                outliers_by_scale={s: len(v) for s, v in by_scale.items()},
+            )
             outliers = set(by_scale[self.eps_scale])
         outlier_phrases = {kept[i][0] for i in outliers}
         reported = [p for p, _ in kept] + [p for p in dominant if p not in dict(kept)]
-        out = [{"phrase": vocab.decode(list(p)), "direction": f"{source}->{target}", "flip_rate": round(rates[p], 4),
-                "origin": origin[p], "dbscan_outlier": p in outlier_phrases, "dominant": p in dominant}
-               for p in reported]
+        out = [
+            {
+                "phrase": vocab.decode(list(p)),
+                "direction": f"{source}->{target}",
+                "flip_rate": round(rates[p], 4),
+                "origin": origin[p],
+                "dbscan_outlier": p in outlier_phrases,
+                "dominant": p in dominant,
+            }
+            for p in reported
+        ]
         return out, info
 
     def _search(self, ctx: _Context, source: int, ignore: list[int]) -> SearchResult:
         """The query search (``_tminer_search``) for direction source -> 1 - source."""
-        from robustbench_lite.defenses import _tminer_search as search
+        from . import _tminer_search as search
 
         target = 1 - source
         sentences = ctx.sentences(source, self.search_sentences)
         positions = (torch.rand(len(sentences), generator=ctx.gen) * sentences.shape[1]).long()
         words = torch.tensor([w for w in ctx.vocab.words() if w not in ignore], dtype=torch.int64)
-        return search.search(lambda ids: ctx.margin(ids, target), sentences, positions, words,
-                             n_word_sentences=self.search_word_sentences, pool=self.search_pool,
-                             beam=self.search_beam)
+        return search.search(
+            lambda ids: ctx.margin(ids, target),
+            sentences,
+            positions,
+            words,
+            n_word_sentences=self.search_word_sentences,
+            pool=self.search_pool,
+            beam=self.search_beam,
+        )
 
     def _auxiliary(self, ctx: _Context, target: int, lengths: list[int]) -> list[tuple[int, ...]]:
         """Auxiliary phrases of target-leaning words that the classifier puts in ``target``."""
-        from robustbench_lite.defenses import _tminer_identify as ident
+        from . import _tminer_identify as ident
 
         words = torch.tensor(ctx.vocab.words(), dtype=torch.int64)
         p = ctx.scores[words, target]
@@ -322,8 +393,10 @@ class TMiner(Detector):
 class _Context:
     """What one scan shares: the model, vocabulary, sequence length, generator, word scores."""
 
-    def __init__(self, model: Model, vocab: Vocabulary, length: int, gen: torch.Generator, cfg: TMiner) -> None:
-        from robustbench_lite.defenses import _tminer_synth as S
+    def __init__(
+        self, model: Model, vocab: Vocabulary, length: int, gen: torch.Generator, cfg: TMiner
+    ) -> None:
+        from . import _tminer_synth as S
 
         self.model, self.vocab, self.length, self.gen, self.cfg = model, vocab, length, gen, cfg
         self.net: Any = model.net
@@ -332,21 +405,32 @@ class _Context:
 
     def predict(self, ids: torch.Tensor) -> torch.Tensor:
         """Predicted class (N,) of token ids (N, T)."""
-        from robustbench_lite.defenses import _tminer_synth as S
+        from . import _tminer_synth as S
 
         return S.predict(self.model, ids, self.length, self.vocab.pad_id).argmax(dim=1)
 
     def margin(self, ids: torch.Tensor, target: int) -> torch.Tensor:
         """Logit margin (N,) of class ``target`` over the other class, for token ids (N, T)."""
-        from robustbench_lite.defenses import _tminer_synth as S
+        from . import _tminer_synth as S
 
         with torch.no_grad():
-            logits = self.model.logits(S.pad_to(ids, self.length, self.vocab.pad_id), batch_size=512)
+            logits = self.model.logits(
+                S.pad_to(ids, self.length, self.vocab.pad_id), batch_size=512
+            )
         return logits[:, target] - logits[:, 1 - target]
 
     def sentences(self, label: int, n: int) -> torch.Tensor:
         """``n`` synthetic sentences classified as ``label``."""
-        from robustbench_lite.defenses import _tminer_synth as S
+        from . import _tminer_synth as S
 
-        return S.class_sentences(self.model, self.vocab, self.scores, label, n, self.cfg.n_words, self.length,
-                                 end_id=self.end_id, generator=self.gen)
+        return S.class_sentences(
+            self.model,
+            self.vocab,
+            self.scores,
+            label,
+            n,
+            self.cfg.n_words,
+            self.length,
+            end_id=self.end_id,
+            generator=self.gen,
+        )

@@ -2,6 +2,6 @@
 
 import sys
 
-from robustbench_lite.cli import main
+from robustbench_lite.cli.main import main
 
 sys.exit(main())

@@ -24,7 +24,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     leaked = [name for name in BARE_NAMES if name in sys.modules]
     if leaked:
         session.exitstatus = 1
-        print(f"\nplug-in folders imported under bare names {leaked}: import via robustbench_lite.*")
+        print(
+            f"\nplug-in folders imported under bare names {leaked}: import via robustbench_lite.*"
+        )
 
 
 @pytest.fixture(scope="session", autouse=True)

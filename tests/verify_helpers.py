@@ -16,7 +16,11 @@ import robustbench_lite as rbl
 def shared_vnncomp() -> Path | None:
     """../shared/benchmarks/vnncomp (or $RBL_VNNCOMP_DIR), or None when absent."""
     env = os.environ.get("RBL_VNNCOMP_DIR")
-    path = Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "vnncomp"
+    path = (
+        Path(env)
+        if env
+        else Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "vnncomp"
+    )
     return path if (path / "acasxu" / "expected.csv").is_file() else None
 
 
@@ -46,24 +50,35 @@ def write_onnx(net: nn.Sequential, path: Path, n_in: int) -> Path:
     for i, layer in enumerate(net):
         out = f"t{i}"
         if isinstance(layer, nn.Linear):
-            inits += [numpy_helper.from_array(layer.weight.detach().numpy(), f"W{i}"),
-                      numpy_helper.from_array(layer.bias.detach().numpy(), f"b{i}")]
-            nodes.append(helper.make_node("Gemm", [cur, f"W{i}", f"b{i}"], [out], transB=1, name=f"gemm{i}"))
+            inits += [
+                numpy_helper.from_array(layer.weight.detach().numpy(), f"W{i}"),
+                numpy_helper.from_array(layer.bias.detach().numpy(), f"b{i}"),
+            ]
+            nodes.append(
+                helper.make_node("Gemm", [cur, f"W{i}", f"b{i}"], [out], transB=1, name=f"gemm{i}")
+            )
         elif isinstance(layer, nn.ReLU):
             nodes.append(helper.make_node("Relu", [cur], [out], name=f"relu{i}"))
         else:
             nodes.append(helper.make_node("Tanh", [cur], [out], name=f"tanh{i}"))
         cur = out
     n_out = [m for m in net if isinstance(m, nn.Linear)][-1].out_features
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, n_in])],
-                              [helper.make_tensor_value_info(cur, TensorProto.FLOAT, [1, n_out])], inits)
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, n_in])],
+        [helper.make_tensor_value_info(cur, TensorProto.FLOAT, [1, n_out])],
+        inits,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
     onnx.save(model, str(path))
     return path
 
 
-def exact_answer(net: nn.Sequential, lo: np.ndarray, hi: np.ndarray, C: np.ndarray, d: np.ndarray) -> bool:
+def exact_answer(
+    net: nn.Sequential, lo: np.ndarray, hi: np.ndarray, C: np.ndarray, d: np.ndarray
+) -> bool:
     """True iff some x in [lo, hi] has ``C f(x) <= d``: one LP per activation pattern (tiny nets only)."""
     from scipy.optimize import linprog
 
@@ -77,7 +92,7 @@ def exact_answer(net: nn.Sequential, lo: np.ndarray, hi: np.ndarray, C: np.ndarr
         pos = 0
         for W, b, n in zip(Ws[:-1], bs[:-1], hidden):
             M, c = W @ M, W @ c + b
-            phase = np.array(pattern[pos:pos + n], dtype=float)
+            phase = np.array(pattern[pos : pos + n], dtype=float)
             pos += n
             for j in range(n):  # active: z >= 0 ; inactive: z <= 0
                 sign = -1.0 if phase[j] else 1.0
@@ -87,8 +102,13 @@ def exact_answer(net: nn.Sequential, lo: np.ndarray, hi: np.ndarray, C: np.ndarr
         M, c = Ws[-1] @ M, Ws[-1] @ c + bs[-1]
         A_ub += list(C @ M)
         b_ub += list(d - C @ c)
-        res = linprog(np.zeros(lo.size), A_ub=np.array(A_ub), b_ub=np.array(b_ub),
-                      bounds=list(zip(lo, hi)), method="highs")
+        res = linprog(
+            np.zeros(lo.size),
+            A_ub=np.array(A_ub),
+            b_ub=np.array(b_ub),
+            bounds=list(zip(lo, hi)),
+            method="highs",
+        )
         if res.status == 0:
             return True
     return False

@@ -24,7 +24,8 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from robustbench_lite.verify.layers import Network
+
+from .layers import Network
 
 
 class DeadlineExceeded(Exception):
@@ -52,7 +53,7 @@ class Bounds:
     spec_A: np.ndarray
     spec_c: np.ndarray
     infeasible: np.ndarray
-    scores: list[np.ndarray] | None = None
+    scores: list[np.ndarray]
 
 
 def relaxation(lw: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -66,10 +67,16 @@ def relaxation(lw: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
     return al, su, tu
 
 
-def lower_bound(net: Network, A: np.ndarray | None, k: int, lo: np.ndarray, hi: np.ndarray,
-                relax: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
-                record: list[np.ndarray] | None = None,
-                rows: slice | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def lower_bound(
+    net: Network,
+    A: np.ndarray | None,
+    k: int,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    relax: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    record: list[np.ndarray] | None = None,
+    rows: slice | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Lower bound of ``A z_k`` over the boxes, z_k the output of affine layer ``k``.
 
     Args:
@@ -110,15 +117,24 @@ def lower_bound(net: Network, A: np.ndarray | None, k: int, lo: np.ndarray, hi: 
     return lb - (REL_SLACK * mag + ABS_SLACK), A, c
 
 
-def _forward_step(W: np.ndarray, b: np.ndarray, lin: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+def _forward_step(
+    W: np.ndarray, b: np.ndarray, lin: tuple[np.ndarray, ...]
+) -> tuple[np.ndarray, ...]:
     """Push linear lower/upper functions of the input (L, l0, U, u0, mag) through ``W x + b``."""
     L, l0, U, u0, mag = lin
     pos, neg = np.maximum(W, 0.0), np.minimum(W, 0.0)
-    return (pos @ L + neg @ U, l0 @ pos.T + u0 @ neg.T + b, pos @ U + neg @ L,
-            u0 @ pos.T + l0 @ neg.T + b, mag @ np.abs(W).T + np.abs(b))
+    return (
+        pos @ L + neg @ U,
+        l0 @ pos.T + u0 @ neg.T + b,
+        pos @ U + neg @ L,
+        u0 @ pos.T + l0 @ neg.T + b,
+        mag @ np.abs(W).T + np.abs(b),
+    )
 
 
-def _concretize(lin: tuple[np.ndarray, ...], lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _concretize(
+    lin: tuple[np.ndarray, ...], lo: np.ndarray, hi: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     L, l0, U, u0, mag = lin
     xm = np.maximum(np.abs(lo), np.abs(hi))[:, :, None]
     lower = l0 + (np.maximum(L, 0.0) @ lo[:, :, None] + np.minimum(L, 0.0) @ hi[:, :, None])[..., 0]
@@ -127,8 +143,14 @@ def _concretize(lin: tuple[np.ndarray, ...], lo: np.ndarray, hi: np.ndarray) -> 
     return lower - slack, upper + slack
 
 
-def _hybrid_layer(net: Network, k: int, lin: tuple[np.ndarray, ...], lo: np.ndarray, hi: np.ndarray,
-                  relax: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+def _hybrid_layer(
+    net: Network,
+    k: int,
+    lin: tuple[np.ndarray, ...],
+    lo: np.ndarray,
+    hi: np.ndarray,
+    relax: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+) -> tuple[np.ndarray, np.ndarray]:
     """Forward bounds of layer ``k``, tightened by back-substitution where they are unstable."""
     lw, u = _concretize(lin, lo, hi)
     if k == 0:
@@ -146,9 +168,14 @@ def _hybrid_layer(net: Network, k: int, lin: tuple[np.ndarray, ...], lo: np.ndar
     return lw, u
 
 
-def _backward_layer(net: Network, k: int, lo: np.ndarray, hi: np.ndarray,
-                    relax: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
-                    deadline: float | None) -> tuple[np.ndarray, np.ndarray]:
+def _backward_layer(
+    net: Network,
+    k: int,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    relax: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    deadline: float | None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Back-substituted bounds of layer ``k``, in row chunks that check ``deadline``."""
     n = net.weights[k].shape[0]
     lws, ups = [], []
@@ -163,10 +190,16 @@ def _backward_layer(net: Network, k: int, lo: np.ndarray, hi: np.ndarray,
     return np.concatenate(lws, axis=1), np.concatenate(ups, axis=1)
 
 
-def propagate(net: Network, lo: np.ndarray, hi: np.ndarray, C: np.ndarray,
-              splits: list[np.ndarray] | None = None,
-              prior: list[tuple[np.ndarray, np.ndarray]] | None = None,
-              mode: str = "hybrid", deadline: float | None = None) -> Bounds:
+def propagate(
+    net: Network,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    C: np.ndarray,
+    splits: list[np.ndarray] | None = None,
+    prior: list[tuple[np.ndarray, np.ndarray]] | None = None,
+    mode: str = "hybrid",
+    deadline: float | None = None,
+) -> Bounds:
     """Bounds of every hidden layer and of the spec rows ``C`` (r, n_out) on B boxes.
 
     ``mode="backward"`` bounds every hidden neuron by full back-substitution (CROWN,
@@ -206,21 +239,16 @@ def propagate(net: Network, lo: np.ndarray, hi: np.ndarray, C: np.ndarray,
         if mode in ("forward", "hybrid") and k + 1 < net.n_relu_layers:
             al, su, tu = relax[-1]
             L, l0, U, u0, mag = lin
-            lin = (L * al[:, :, None], l0 * al, U * su[:, :, None], u0 * su + tu,
-                   np.maximum(np.abs(lw), np.abs(u)) + mag)
+            lin = (
+                L * al[:, :, None],
+                l0 * al,
+                U * su[:, :, None],
+                u0 * su + tu,
+                np.maximum(np.abs(lw), np.abs(u)) + mag,
+            )
             lin = _forward_step(net.weights[k + 1], net.biases[k + 1], lin)
     Cb = np.broadcast_to(C[None], (B,) + C.shape)
     record: list[np.ndarray] = []
     spec_lb, spec_A, spec_c = lower_bound(net, Cb, net.n_relu_layers, lo, hi, relax, record)
     spec_lb = np.where(infeasible[:, None], np.inf, spec_lb)
     return Bounds(pre, spec_lb, spec_A, spec_c, infeasible, record[::-1])
-
-
-def interval_forward(net: Network, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Plain interval bounds of the outputs (B, n_out); a cheap, loose reference."""
-    for k, (W, b) in enumerate(zip(net.weights, net.biases)):
-        pos, neg = np.maximum(W, 0.0), np.minimum(W, 0.0)
-        lo, hi = lo @ pos.T + hi @ neg.T + b, hi @ pos.T + lo @ neg.T + b
-        if k < net.n_relu_layers:
-            lo, hi = np.maximum(lo, 0.0), np.maximum(hi, 0.0)
-    return lo, hi

@@ -18,15 +18,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from robustbench_lite.verify.bounds import propagate
-from robustbench_lite.verify.falsify import (
+
+from .bounds import propagate
+from .falsify import (
     Check,
     check_most_violating,
     disjunct_margin,
     stacked_spec,
 )
-from robustbench_lite.verify.layers import Network
-from robustbench_lite.verify.properties import Case
+from .layers import Network
+from .properties import Case
 
 Box = tuple[np.ndarray, np.ndarray, np.ndarray]  # lo (N, n), hi (N, n), open disjuncts (N, K)
 
@@ -43,7 +44,9 @@ class Outcome:
 
 def initial_stack(case: Case) -> list[Box]:
     """The case's box with every disjunct open."""
-    return [(case.lo[None].copy(), case.hi[None].copy(), np.ones((1, len(case.disjuncts)), dtype=bool))]
+    return [
+        (case.lo[None].copy(), case.hi[None].copy(), np.ones((1, len(case.disjuncts)), dtype=bool))
+    ]
 
 
 def _pop(stack: list[Box], batch: int) -> Box:
@@ -62,8 +65,15 @@ def _candidates(lo: np.ndarray, hi: np.ndarray, A: np.ndarray, rows: np.ndarray)
     return np.concatenate(pts)
 
 
-def _lookahead(net: Network, lo: np.ndarray, hi: np.ndarray, C: np.ndarray, d: np.ndarray,
-               act: np.ndarray, onehot: np.ndarray) -> np.ndarray:
+def _lookahead(
+    net: Network,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    C: np.ndarray,
+    d: np.ndarray,
+    act: np.ndarray,
+    onehot: np.ndarray,
+) -> np.ndarray:
     """Per box and dimension, the worse child's worst open-disjunct margin after bisecting there."""
     m, n = lo.shape
     los, his = [], []
@@ -76,14 +86,27 @@ def _lookahead(net: Network, lo: np.ndarray, hi: np.ndarray, C: np.ndarray, d: n
         his += [h1, hi]
     bnd = propagate(net, np.concatenate(los), np.concatenate(his), C)
     gap = bnd.spec_lb - d  # (2 n m, R)
-    per = np.where(onehot[None], gap[:, :, None], -np.inf).max(axis=1)  # (2 n m, K): best row per disjunct
+    per = np.where(onehot[None], gap[:, :, None], -np.inf).max(
+        axis=1
+    )  # (2 n m, K): best row per disjunct
     worst = np.where(np.tile(act, (2 * n, 1)), per, np.inf).min(axis=1).reshape(2 * n, m)
-    return (np.minimum(worst[0::2], 0.0) + np.minimum(worst[1::2], 0.0)).T  # (m, n): remaining deficit
+    return (
+        np.minimum(worst[0::2], 0.0) + np.minimum(worst[1::2], 0.0)
+    ).T  # (m, n): remaining deficit
 
 
-def input_split(net: Network, case: Case, check: Check, deadline: float, *,
-                stack: list[Box] | None = None, batch: int = 256, pause_at: float | None = None,
-                max_boxes: int = 50_000_000, split_rule: str = "best") -> Outcome:
+def input_split(
+    net: Network,
+    case: Case,
+    check: Check,
+    deadline: float,
+    *,
+    stack: list[Box] | None = None,
+    batch: int = 256,
+    pause_at: float | None = None,
+    max_boxes: int = 50_000_000,
+    split_rule: str = "best",
+) -> Outcome:
     """Decide ``case`` by input splitting; ``paused`` returns the open ``stack`` at ``pause_at``."""
     C, d, group = stacked_spec(case)
     K = len(case.disjuncts)
@@ -116,7 +139,9 @@ def input_split(net: Network, case: Case, check: Check, deadline: float, *,
         tiny = width.max(axis=1) < 1e-9
         if tiny.any():  # a point-sized box neither refuted nor falsified: give up on it
             stats["stuck"] = stats.get("stuck", 0) + int(tiny.sum())
-            lo, hi, act, A, open_rows, width, gap = (v[~tiny] for v in (lo, hi, act, A, open_rows, width, gap))
+            lo, hi, act, A, open_rows, width, gap = (
+                v[~tiny] for v in (lo, hi, act, A, open_rows, width, gap)
+            )
             if lo.shape[0] == 0:
                 continue
         score = np.einsum("brn,br->bn", np.abs(A), open_rows.astype(np.float64)) * width
@@ -126,7 +151,11 @@ def input_split(net: Network, case: Case, check: Check, deadline: float, *,
             parent = 2 * np.minimum(np.where(act, per, np.inf).min(axis=1), 0.0)  # (B,)
             look = _lookahead(net, lo, hi, C, d, act, onehot) - parent[:, None]
             stalled = look.max(axis=1) < 1e-2 * np.abs(parent)
-            score = np.where(stalled[:, None], smear, look / np.maximum(np.abs(parent[:, None]), 1e-300) + 1e-6 * smear)
+            score = np.where(
+                stalled[:, None],
+                smear,
+                look / np.maximum(np.abs(parent[:, None]), 1e-300) + 1e-6 * smear,
+            )
         score = np.where(width > 0, score + 1e-12 * width, -np.inf)
         dim = score.argmax(axis=1)
         idx = np.arange(lo.shape[0])
@@ -134,5 +163,7 @@ def input_split(net: Network, case: Case, check: Check, deadline: float, *,
         lo2, hi1 = lo.copy(), hi.copy()
         hi1[idx, dim] = mid
         lo2[idx, dim] = mid
-        stack.append((np.concatenate([lo, lo2]), np.concatenate([hi1, hi]), np.concatenate([act, act])))
+        stack.append(
+            (np.concatenate([lo, lo2]), np.concatenate([hi1, hi]), np.concatenate([act, act]))
+        )
     return Outcome("unknown" if stats.get("stuck") else "unsat", stats=stats)

@@ -15,8 +15,9 @@ from fractions import Fraction
 from typing import Any
 
 import numpy as np
-from robustbench_lite.verify.layers import Network
-from robustbench_lite.verify.properties import Case
+
+from .layers import Network
+from .properties import Case
 
 
 def q(value: float) -> Any:
@@ -24,7 +25,11 @@ def q(value: float) -> Any:
     import z3
 
     f = Fraction(float(value))
-    return z3.RealVal(f"{f.numerator}/{f.denominator}") if f.denominator != 1 else z3.RealVal(f.numerator)
+    return (
+        z3.RealVal(f"{f.numerator}/{f.denominator}")
+        if f.denominator != 1
+        else z3.RealVal(f.numerator)
+    )
 
 
 def encode_affine(W: np.ndarray, b: np.ndarray, inputs: list[Any]) -> list[Any]:
@@ -32,7 +37,11 @@ def encode_affine(W: np.ndarray, b: np.ndarray, inputs: list[Any]) -> list[Any]:
     import z3
 
     out = []
-    live = [(i, v) for i, v in enumerate(inputs) if not (z3.is_rational_value(v) and v.as_fraction() == 0)]
+    live = [
+        (i, v)
+        for i, v in enumerate(inputs)
+        if not (z3.is_rational_value(v) and v.as_fraction() == 0)
+    ]
     for j in range(W.shape[0]):
         terms = [q(W[j, i]) * v for i, v in live if W[j, i] != 0.0]
         out.append(z3.Sum(terms) + q(b[j]) if terms else q(b[j]))
@@ -60,7 +69,9 @@ def encode_relu(solver: Any, z: list[Any], lw: np.ndarray, u: np.ndarray, name: 
 class LeafSolver:
     """One incremental z3 solver for ``case``; :meth:`check` decides a leaf (box + phases)."""
 
-    def __init__(self, net: Network, case: Case, root_pre: list[tuple[np.ndarray, np.ndarray]]) -> None:
+    def __init__(
+        self, net: Network, case: Case, root_pre: list[tuple[np.ndarray, np.ndarray]]
+    ) -> None:
         import z3
 
         self.net, self.case = net, case
@@ -89,8 +100,14 @@ class LeafSolver:
             out.append(v)
         return out
 
-    def check(self, lo: np.ndarray, hi: np.ndarray, pre: list[tuple[np.ndarray, np.ndarray]],
-              open_disjuncts: np.ndarray, timeout_s: float) -> tuple[str, np.ndarray | None]:
+    def check(
+        self,
+        lo: np.ndarray,
+        hi: np.ndarray,
+        pre: list[tuple[np.ndarray, np.ndarray]],
+        open_disjuncts: np.ndarray,
+        timeout_s: float,
+    ) -> tuple[str, np.ndarray | None]:
         """``("unsat"|"sat"|"unknown", x)`` for the leaf box ``[lo, hi]`` with bounds ``pre``.
 
         ``x`` (n_in,) float64 is z3's model for ``sat`` (still to be re-checked in float32).
@@ -104,7 +121,15 @@ class LeafSolver:
                 s.add(v >= q(lo[i]), v <= q(hi[i]))
             for k, (lw, u) in enumerate(pre):
                 self._leaf_layer(k, lw, u)
-            s.add(z3.Or([self._disjunct(C, d) for k, (C, d) in enumerate(self.case.disjuncts) if open_disjuncts[k]]))
+            s.add(
+                z3.Or(
+                    [
+                        self._disjunct(C, d)
+                        for k, (C, d) in enumerate(self.case.disjuncts)
+                        if open_disjuncts[k]
+                    ]
+                )
+            )
             s.set("timeout", max(1, int(timeout_s * 1000)))
             res = s.check()
             if res == z3.unsat:
@@ -133,7 +158,10 @@ class LeafSolver:
                 slope = u[j] / (u[j] - lw[j])
                 if np.isfinite(slope):
                     # triangle cut, loosened by 1e-9 relative so float rounding of the slope cannot cut real points
-                    s.add(aj <= q(slope) * (zj - q(lw[j])) + q(1e-9 * (abs(u[j]) + abs(lw[j])) + 1e-12))
+                    s.add(
+                        aj
+                        <= q(slope) * (zj - q(lw[j])) + q(1e-9 * (abs(u[j]) + abs(lw[j])) + 1e-12)
+                    )
 
     def _disjunct(self, C: np.ndarray, d: np.ndarray) -> Any:
         import z3

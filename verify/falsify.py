@@ -12,8 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from robustbench_lite.verify.layers import Network
-from robustbench_lite.verify.properties import Case
+
+from .layers import Network
+from .properties import Case
 
 Check = Callable[[np.ndarray], "np.ndarray | None"]
 
@@ -37,7 +38,9 @@ def stacked_spec(case: Case) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return C, d, group
 
 
-def check_most_violating(points: np.ndarray, margin: np.ndarray, check: Check, *, tries: int = 4) -> np.ndarray | None:
+def check_most_violating(
+    points: np.ndarray, margin: np.ndarray, check: Check, *, tries: int = 4
+) -> np.ndarray | None:
     """Re-check up to ``tries`` points with the most negative ``margin`` (<= 0); first confirmed wins.
 
     points (M, n_in); margin (M,) from :func:`disjunct_margin`. Returns a checked counterexample.
@@ -51,7 +54,9 @@ def check_most_violating(points: np.ndarray, margin: np.ndarray, check: Check, *
     return None
 
 
-def disjunct_margin(y: np.ndarray, C: np.ndarray, d: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:
+def disjunct_margin(
+    y: np.ndarray, C: np.ndarray, d: np.ndarray, group: np.ndarray, n_groups: int
+) -> np.ndarray:
     """Per point, the smallest over disjuncts of ``max_i (C_i y - d_i)``; <= 0 means violated.
 
     Args:
@@ -70,7 +75,7 @@ def try_points(net: Network, case: Case, points: np.ndarray, check: Check) -> np
     """Check the points (P, n_in) whose float64 outputs violate the property (best first)."""
     C, d, group = stacked_spec(case)
     margin = disjunct_margin(net.forward(points), C, d, group, len(case.disjuncts))
-    for i in np.argsort(margin)[: 8]:
+    for i in np.argsort(margin)[:8]:
         if margin[i] > 1e-6:
             break
         found = check(points[i])
@@ -100,8 +105,13 @@ def _pgd(net: Network, case: Case, starts: np.ndarray, steps: int, deadline: flo
             if k < len(Ws) - 1:
                 a = torch.relu(a)
         viol = a @ Ct.T - dt
-        per = torch.stack([viol[:, torch.from_numpy(group == k)].max(dim=1).values
-                           for k in range(len(case.disjuncts))], dim=1)
+        per = torch.stack(
+            [
+                viol[:, torch.from_numpy(group == k)].max(dim=1).values
+                for k in range(len(case.disjuncts))
+            ],
+            dim=1,
+        )
         loss = per.min(dim=1).values.sum()
         (grad,) = torch.autograd.grad(loss, x)
         with torch.no_grad():
@@ -111,8 +121,15 @@ def _pgd(net: Network, case: Case, starts: np.ndarray, steps: int, deadline: flo
     return x.detach().numpy()
 
 
-def falsify(net: Network, case: Case, check: Check, deadline: float, *, seed: int = 0,
-            params: FalsifyParams = FalsifyParams()) -> np.ndarray | None:
+def falsify(
+    net: Network,
+    case: Case,
+    check: Check,
+    deadline: float,
+    *,
+    seed: int = 0,
+    params: FalsifyParams = FalsifyParams(),
+) -> np.ndarray | None:
     """A checked counterexample in ``case`` or None (uniform samples, then PGD)."""
     deadline = min(deadline, time.monotonic() + params.max_seconds)
     rng = np.random.default_rng(seed)

@@ -22,9 +22,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from robustbench_lite.errors import UnsupportedLayerError
-from robustbench_lite.model import Model
-from robustbench_lite.onnx_import import ConstOp, Reshape
+from robustbench_lite.core.errors import UnsupportedLayerError
+from robustbench_lite.core.model import Model
+from robustbench_lite.models.onnx_import import ConstOp, Reshape
 
 
 @dataclass(frozen=True)
@@ -59,11 +59,6 @@ def encodes(*types: type) -> Callable[[Lowering], Lowering]:
     return deco
 
 
-def supported_types() -> list[type]:
-    """The torch layer types that have a lowering."""
-    return list(_LOWERINGS)
-
-
 def affine_of(module: nn.Module, in_shape: tuple[int, ...]) -> tuple[Affine, tuple[int, ...]]:
     """Read the exact affine map of a linear ``module`` in float64 (basis images)."""
     n = math.prod(in_shape)
@@ -74,7 +69,7 @@ def affine_of(module: nn.Module, in_shape: tuple[int, ...]) -> tuple[Affine, tup
         b = zero.reshape(-1).numpy().copy()
         cols = []
         for start in range(0, n, 1024):
-            eye = torch.eye(n, dtype=torch.float64)[start:start + 1024].reshape((-1,) + in_shape)
+            eye = torch.eye(n, dtype=torch.float64)[start : start + 1024].reshape((-1,) + in_shape)
             cols.append((mod(eye).reshape(eye.shape[0], -1) - zero.reshape(1, -1)).numpy())
     W = np.concatenate(cols, axis=0).T.copy()
     return Affine(W, b), out_shape
@@ -88,26 +83,43 @@ def _double_copy(module: nn.Module) -> nn.Module:
     return mod
 
 
-@encodes(nn.Linear, nn.Conv2d, nn.Conv1d, nn.BatchNorm1d, nn.BatchNorm2d, nn.AvgPool2d, nn.AvgPool1d, ConstOp)
-def _lower_affine(module: nn.Module, name: str, in_shape: tuple[int, ...]) -> tuple[list[Primitive], tuple[int, ...]]:
+@encodes(
+    nn.Linear,
+    nn.Conv2d,
+    nn.Conv1d,
+    nn.BatchNorm1d,
+    nn.BatchNorm2d,
+    nn.AvgPool2d,
+    nn.AvgPool1d,
+    ConstOp,
+)
+def _lower_affine(
+    module: nn.Module, name: str, in_shape: tuple[int, ...]
+) -> tuple[list[Primitive], tuple[int, ...]]:
     aff, out_shape = affine_of(module, in_shape)
     return [Affine(aff.W, aff.b, name)], out_shape
 
 
 @encodes(nn.Flatten, Reshape, nn.Identity, nn.Dropout, nn.Unflatten)
-def _lower_reshape(module: nn.Module, name: str, in_shape: tuple[int, ...]) -> tuple[list[Primitive], tuple[int, ...]]:
+def _lower_reshape(
+    module: nn.Module, name: str, in_shape: tuple[int, ...]
+) -> tuple[list[Primitive], tuple[int, ...]]:
     with torch.no_grad():
         out_shape = tuple(module(torch.zeros((1,) + in_shape)).shape[1:])
     return [], out_shape  # a reshape of the flat vector is the identity
 
 
 @encodes(nn.ReLU)
-def _lower_relu(module: nn.Module, name: str, in_shape: tuple[int, ...]) -> tuple[list[Primitive], tuple[int, ...]]:
+def _lower_relu(
+    module: nn.Module, name: str, in_shape: tuple[int, ...]
+) -> tuple[list[Primitive], tuple[int, ...]]:
     return [Relu(name)], in_shape
 
 
 @encodes(nn.Sequential)
-def _lower_sequential(module: nn.Module, name: str, in_shape: tuple[int, ...]) -> tuple[list[Primitive], tuple[int, ...]]:
+def _lower_sequential(
+    module: nn.Module, name: str, in_shape: tuple[int, ...]
+) -> tuple[list[Primitive], tuple[int, ...]]:
     prims: list[Primitive] = []
     shape = in_shape
     for child_name, child in module.named_children():
@@ -116,11 +128,17 @@ def _lower_sequential(module: nn.Module, name: str, in_shape: tuple[int, ...]) -
     return prims, shape
 
 
-def lower_module(module: nn.Module, name: str, in_shape: tuple[int, ...]) -> tuple[list[Primitive], tuple[int, ...]]:
+def lower_module(
+    module: nn.Module, name: str, in_shape: tuple[int, ...]
+) -> tuple[list[Primitive], tuple[int, ...]]:
     """Lower one module (recursively for containers) to primitives; unknown types raise."""
     for cls in type(module).__mro__:
         if cls in _LOWERINGS:
-            if cls is nn.Sequential and type(module) is not nn.Sequential and type(module).forward is not nn.Sequential.forward:
+            if (
+                cls is nn.Sequential
+                and type(module) is not nn.Sequential
+                and type(module).forward is not nn.Sequential.forward
+            ):
                 break  # a Sequential subclass with its own forward is not a plain chain
             return _LOWERINGS[cls](module, name, in_shape)
     raise UnsupportedLayerError(
@@ -203,7 +221,9 @@ def lower_model(model: Model) -> Network:
     prims: list[Primitive] = []
     if model.mean is not None and model.std is not None:
         c = shape[0]
-        mean = torch.tensor(model.mean, dtype=torch.float64).reshape((1, c) + (1,) * (len(shape) - 1))
+        mean = torch.tensor(model.mean, dtype=torch.float64).reshape(
+            (1, c) + (1,) * (len(shape) - 1)
+        )
         std = torch.tensor(model.std, dtype=torch.float64).reshape((1, c) + (1,) * (len(shape) - 1))
         norm = _Normalize(mean, std)
         aff, _ = affine_of(norm, shape)

@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import multiprocessing
 import time
+from dataclasses import dataclass
 from typing import Any
 
-from robustbench_lite.verify.branch import Box, Outcome, input_split
-from robustbench_lite.verify.falsify import Check
-from robustbench_lite.verify.layers import Network
-from robustbench_lite.verify.properties import Case
+from .branch import Box, Outcome, input_split
+from .falsify import Check
+from .layers import Network
+from .properties import Case
+from .workers import single_threaded, worker_context
 
 RULES = ("best", "smear")
 DECISIVE = ("sat", "unsat")
@@ -36,9 +38,16 @@ def merge_stats(total: dict[str, Any], stats: dict[str, Any]) -> None:
         total[key] = total.get(key, 0) + val if isinstance(val, int) else val
 
 
-def serial_portfolio(net: Network, case: Case, check: Check, deadline: float, *,
-                     stop_at: float | None = None, slice_s: float = 0.25,
-                     stacks: dict[str, list[Box] | None] | None = None) -> tuple[Outcome, dict[str, list[Box] | None]]:
+def serial_portfolio(
+    net: Network,
+    case: Case,
+    check: Check,
+    deadline: float,
+    *,
+    stop_at: float | None = None,
+    slice_s: float = 0.25,
+    stacks: dict[str, list[Box] | None] | None = None,
+) -> tuple[Outcome, dict[str, list[Box] | None]]:
     """Alternate the rules in doubling time slices until one decides, ``deadline`` or ``stop_at``.
 
     Returns the outcome (``paused`` at ``stop_at``) and each undecided rule's open stack
@@ -57,14 +66,18 @@ def serial_portfolio(net: Network, case: Case, check: Check, deadline: float, *,
             if stop_at is not None and now > stop_at:
                 return Outcome("paused", stats=total), stacks
             end = now + slice_s if stop_at is None else min(now + slice_s, stop_at)
-            out = input_split(net, case, check, deadline, stack=stacks[rule], pause_at=end, split_rule=rule)
+            out = input_split(
+                net, case, check, deadline, stack=stacks[rule], pause_at=end, split_rule=rule
+            )
             merge_stats(total, out.stats)
             if out.status in DECISIVE:
                 total["rule"] = rule
                 return Outcome(out.status, x=out.x, stats=total), stacks
             if out.status == "paused":
                 stacks[rule] = out.stack
-            elif out.status == "unknown":  # stuck on point-sized boxes: the other rule may still decide
+            elif (
+                out.status == "unknown"
+            ):  # stuck on point-sized boxes: the other rule may still decide
                 gave_up.add(rule)
             else:
                 return Outcome(out.status, stats=total), stacks
@@ -73,28 +86,37 @@ def serial_portfolio(net: Network, case: Case, check: Check, deadline: float, *,
         slice_s *= 2
 
 
-_JOB: dict[str, Any] = {}
+@dataclass(frozen=True)
+class _RuleJob:
+    """One branching rule's search for a worker process (passed as the argument, never a global)."""
+
+    rule: str
+    stack: list[Box] | None
+    net: Network
+    case: Case
+    check: Check
+    deadline: float
 
 
-def _rule_worker(args: tuple[str, list[Box] | None]) -> tuple[str, Outcome]:
-    from robustbench_lite.verify.smt import single_threaded
-
-    rule, stack = args
-    j = _JOB
+def _rule_worker(job: _RuleJob) -> tuple[str, Outcome]:
     with single_threaded():
-        return rule, input_split(j["net"], j["case"], j["check"], j["deadline"], stack=stack, split_rule=rule)
+        return job.rule, input_split(
+            job.net, job.case, job.check, job.deadline, stack=job.stack, split_rule=job.rule
+        )
 
 
-def parallel_portfolio(net: Network, case: Case, check: Check, deadline: float,
-                       stacks: dict[str, list[Box] | None]) -> Outcome:
+def parallel_portfolio(
+    net: Network, case: Case, check: Check, deadline: float, stacks: dict[str, list[Box] | None]
+) -> Outcome:
     """Each rule in its own forked process from its stack; the first decisive answer wins."""
-    _JOB.clear()
-    _JOB.update(net=net, case=case, check=check, deadline=deadline)
-    ctx = multiprocessing.get_context("fork")
+    ctx = worker_context()
     total: dict[str, Any] = {}
     status = "unknown"
     with ctx.Pool(len(RULES)) as pool:
-        results = pool.imap_unordered(_rule_worker, [(rule, stacks.get(rule)) for rule in RULES])
+        results = pool.imap_unordered(
+            _rule_worker,
+            [_RuleJob(rule, stacks.get(rule), net, case, check, deadline) for rule in RULES],
+        )
         for _ in RULES:
             try:  # the parent enforces the deadline even if a worker's batch overruns it
                 rule, res = results.next(timeout=max(0.0, deadline - time.monotonic()) + 0.5)

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from robustbench_lite.errors import UnsupportedThreatError
-from robustbench_lite.threat import ThreatModel
-from robustbench_lite.types import Goal, Norm
+from robustbench_lite.core.errors import UnsupportedThreatError
+from robustbench_lite.core.threat import ThreatModel
+from robustbench_lite.core.types import Goal, Norm
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,10 @@ class Property:
         """
         x = np.asarray(x, dtype=np.float64).reshape(-1)
         y = np.asarray(y, dtype=np.float64).reshape(-1)
-        if self.l2_ball is not None and float(np.linalg.norm(x - self.l2_ball[0])) > self.l2_ball[1]:
+        if (
+            self.l2_ball is not None
+            and float(np.linalg.norm(x - self.l2_ball[0])) > self.l2_ball[1]
+        ):
             return False
         for case in self.cases:
             if (x < case.lo).any() or (x > case.hi).any():
@@ -52,8 +55,14 @@ class Property:
         return False
 
 
-def robustness_property(x: np.ndarray, label: int, n_classes: int, threat: ThreatModel,
-                        bounds: tuple[float, float], target: int | None = None) -> Property:
+def robustness_property(
+    x: np.ndarray,
+    label: int,
+    n_classes: int,
+    threat: ThreatModel,
+    bounds: tuple[float, float],
+    target: int | None = None,
+) -> Property:
     """Local robustness of flat input ``x`` under an L_inf or L_2 ball, clipped to ``bounds``.
 
     An L_2 ball is verified through its enclosing L_inf box (sound for VERIFIED, incomplete);
@@ -64,9 +73,13 @@ def robustness_property(x: np.ndarray, label: int, n_classes: int, threat: Threa
     or for a targeted threat the target class ``y_t >= y_label``.
     """
     if threat.norm not in (Norm.LINF, Norm.L2):
-        raise UnsupportedThreatError(f"threat {threat.name}: the smt verifier supports linf and l2 balls")
+        raise UnsupportedThreatError(
+            f"threat {threat.name}: the smt verifier supports linf and l2 balls"
+        )
     if threat.goal is Goal.TOP_K:
-        raise UnsupportedThreatError(f"threat {threat.name}: the smt verifier does not support top_k goals")
+        raise UnsupportedThreatError(
+            f"threat {threat.name}: the smt verifier does not support top_k goals"
+        )
     x = np.asarray(x, dtype=np.float64).reshape(-1)
     lo = np.maximum(x - threat.eps, bounds[0])
     hi = np.minimum(x + threat.eps, bounds[1])

@@ -16,16 +16,17 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from robustbench_lite.verify.bounds import DeadlineExceeded, propagate
-from robustbench_lite.verify.branch import Outcome
-from robustbench_lite.verify.falsify import (
+
+from .bounds import DeadlineExceeded, propagate
+from .branch import Outcome
+from .falsify import (
     Check,
     check_most_violating,
     disjunct_margin,
     stacked_spec,
 )
-from robustbench_lite.verify.layers import Network
-from robustbench_lite.verify.properties import Case
+from .layers import Network
+from .properties import Case
 
 
 @dataclass
@@ -41,28 +42,44 @@ class Domains:
         return int(self.act.shape[0])
 
     def take(self, idx: np.ndarray | slice) -> Domains:
-        return Domains([s[idx] for s in self.splits], [v[idx] for v in self.lower],
-                       [v[idx] for v in self.upper], self.act[idx])
+        return Domains(
+            [s[idx] for s in self.splits],
+            [v[idx] for v in self.lower],
+            [v[idx] for v in self.upper],
+            self.act[idx],
+        )
 
 
 def _root(net: Network, case: Case) -> Domains:
     sizes = [w.shape[0] for w in net.weights[:-1]]
-    return Domains([np.zeros((1, n), dtype=np.int8) for n in sizes], [np.full((1, n), -np.inf) for n in sizes],
-                   [np.full((1, n), np.inf) for n in sizes], np.ones((1, len(case.disjuncts)), dtype=bool))
+    return Domains(
+        [np.zeros((1, n), dtype=np.int8) for n in sizes],
+        [np.full((1, n), -np.inf) for n in sizes],
+        [np.full((1, n), np.inf) for n in sizes],
+        np.ones((1, len(case.disjuncts)), dtype=bool),
+    )
 
 
 def _children(dom: Domains, layer: np.ndarray, neuron: np.ndarray) -> Domains:
     n = len(dom)
-    both = Domains([np.concatenate([s, s]) for s in dom.splits], [np.concatenate([v, v]) for v in dom.lower],
-                   [np.concatenate([v, v]) for v in dom.upper], np.concatenate([dom.act, dom.act]))
+    both = Domains(
+        [np.concatenate([s, s]) for s in dom.splits],
+        [np.concatenate([v, v]) for v in dom.lower],
+        [np.concatenate([v, v]) for v in dom.upper],
+        np.concatenate([dom.act, dom.act]),
+    )
     for i in range(n):
         both.splits[layer[i]][i, neuron[i]] = 1
         both.splits[layer[i]][n + i, neuron[i]] = -1
     return both
 
 
-def _choose(bnd_scores: list[np.ndarray], pre: list[tuple[np.ndarray, np.ndarray]], worst_row: np.ndarray,
-            splits: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _choose(
+    bnd_scores: list[np.ndarray],
+    pre: list[tuple[np.ndarray, np.ndarray]],
+    worst_row: np.ndarray,
+    splits: list[np.ndarray],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(layer, neuron, n_unstable) per domain: the free unstable neuron of largest score."""
     N = worst_row.shape[0]
     best = np.full(N, -1.0)
@@ -83,8 +100,17 @@ def _choose(bnd_scores: list[np.ndarray], pre: list[tuple[np.ndarray, np.ndarray
     return layer, neuron, n_unstable
 
 
-def relu_split(net: Network, case: Case, check: Check, deadline: float, *, batch: int = 16,
-               leaf_unstable: int = 12, leaf_timeout_s: float = 20.0, mode: str = "backward") -> Outcome:
+def relu_split(
+    net: Network,
+    case: Case,
+    check: Check,
+    deadline: float,
+    *,
+    batch: int = 16,
+    leaf_unstable: int = 12,
+    leaf_timeout_s: float = 20.0,
+    mode: str = "backward",
+) -> Outcome:
     """Decide ``case`` by ReLU branch and bound with z3 leaves."""
     C, d, group = stacked_spec(case)
     K = len(case.disjuncts)
@@ -104,11 +130,17 @@ def relu_split(net: Network, case: Case, check: Check, deadline: float, *, batch
         lo, hi = np.repeat(case.lo[None], N, 0), np.repeat(case.hi[None], N, 0)
         prior = list(zip(dom.lower, dom.upper))
         try:
-            bnd = propagate(net, lo, hi, C, splits=dom.splits, prior=prior, mode=mode, deadline=deadline)
+            bnd = propagate(
+                net, lo, hi, C, splits=dom.splits, prior=prior, mode=mode, deadline=deadline
+            )
         except DeadlineExceeded:
             return Outcome("timeout", stats=stats)
         row_refuted = bnd.spec_lb - d > 0
-        act = dom.act & ~(row_refuted[:, :, None] & onehot[None]).any(axis=1) & ~bnd.infeasible[:, None]
+        act = (
+            dom.act
+            & ~(row_refuted[:, :, None] & onehot[None]).any(axis=1)
+            & ~bnd.infeasible[:, None]
+        )
         keep = act.any(axis=1)
         if not keep.any():
             continue
@@ -116,24 +148,32 @@ def relu_split(net: Network, case: Case, check: Check, deadline: float, *, batch
         pre = [(lw[idx], u[idx]) for lw, u in bnd.pre]
         open_rows = (act[idx] @ onehot.T.astype(bool)) & ~row_refuted[idx]
         A = bnd.spec_A[idx]
-        pts = np.concatenate([np.where(A[:, r, :] > 0, case.lo, case.hi) for r in np.flatnonzero(open_rows.any(0))])
+        pts = np.concatenate(
+            [np.where(A[:, r, :] > 0, case.lo, case.hi) for r in np.flatnonzero(open_rows.any(0))]
+        )
         found = check_most_violating(pts, disjunct_margin(net.forward(pts), C, d, group, K), check)
         if found is not None:
             return Outcome("sat", x=found, stats=stats)
         gap = np.where(open_rows, bnd.spec_lb[idx] - d, np.inf)
         worst = gap.argmin(axis=1)
-        layer, neuron, n_unst = _choose([s[idx] for s in bnd.scores], pre, worst, [s[idx] for s in dom.splits])
+        layer, neuron, n_unst = _choose(
+            [s[idx] for s in bnd.scores], pre, worst, [s[idx] for s in dom.splits]
+        )
         leaf = n_unst <= leaf_unstable
         for i in np.flatnonzero(leaf):
             if leaf_solver is None:
-                from robustbench_lite.verify.encoders import LeafSolver
+                from .encoders import LeafSolver
 
-                leaf_solver = LeafSolver(net, case, [(p[0][0], p[1][0]) for p in _root_pre(net, case)])
+                leaf_solver = LeafSolver(
+                    net, case, [(p[0][0], p[1][0]) for p in _root_pre(net, case)]
+                )
             stats["z3_leaves"] += 1
             timeout = min(leaf_timeout_s, deadline - time.monotonic())
             if timeout <= 0:
                 return Outcome("timeout", stats=stats)
-            status, x = leaf_solver.check(case.lo, case.hi, [(lv[i], uv[i]) for lv, uv in pre], act[idx[i]], timeout)
+            status, x = leaf_solver.check(
+                case.lo, case.hi, [(lv[i], uv[i]) for lv, uv in pre], act[idx[i]], timeout
+            )
             if status == "sat" and x is not None:
                 found = check(x)
                 if found is not None:

@@ -15,28 +15,29 @@ model's (float32) weights over the whole box; bounds are widened outward (see bo
 
 from __future__ import annotations
 
-import contextlib
-import multiprocessing
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from robustbench_lite.verify.branch import Outcome
-from robustbench_lite.verify.falsify import FalsifyParams, falsify
-from robustbench_lite.verify.layers import Network, lower_model
-from robustbench_lite.verify.portfolio import merge_stats, parallel_portfolio, serial_portfolio
-from robustbench_lite.verify.properties import Case, Property, robustness_property
-from robustbench_lite.verify.relusplit import relu_split
 
-from robustbench_lite.errors import RobustbenchLiteError, UnsupportedLayerError
-from robustbench_lite.model import Model
-from robustbench_lite.registry import register_verifier
-from robustbench_lite.threat import ThreatModel
-from robustbench_lite.types import Goal, Status
-from robustbench_lite.verifier import VerificationResult, Verifier
+from robustbench_lite.core.errors import RobustbenchLiteError, UnsupportedLayerError
+from robustbench_lite.core.model import Model
+from robustbench_lite.core.registry import register_verifier
+from robustbench_lite.core.threat import ThreatModel
+from robustbench_lite.core.types import Goal, Status
+from robustbench_lite.core.verifier import DEFAULT_TIMEOUT_S, VerificationResult, Verifier
+
+from .branch import Outcome
+from .falsify import FalsifyParams, falsify
+from .layers import Network, lower_model
+from .portfolio import merge_stats, parallel_portfolio, serial_portfolio
+from .properties import Case, Property, robustness_property
+from .relusplit import relu_split
+from .vnnlib import read_vnnlib
+from .workers import shippable, single_threaded, worker_context
 
 
 @dataclass(frozen=True)
@@ -51,41 +52,34 @@ class PropertyResult:
     root_bounds: list[tuple[np.ndarray, np.ndarray]] | None = None
 
 
-@contextlib.contextmanager
-def single_threaded() -> Iterator[None]:
-    """One BLAS and one torch thread (parallelism comes from processes; spinning threads
-    on a loaded 2-core machine cost more than they give)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        from threadpoolctl import threadpool_limits
+@dataclass(frozen=True)
+class Float32Check:
+    """The float32 re-check of a property: ``check(x)`` with x (n_in,) float64 returns the float32
+    point (as float64) at which the real model violates the property, or None.
 
-        limiter: Any = threadpool_limits(1)
-    except ImportError:  # threadpoolctl comes with scikit-learn; without it BLAS keeps its threads
-        limiter = contextlib.nullcontext()
-    try:
-        with limiter:
-            yield
-    finally:
-        torch.set_num_threads(old)
+    A plain object (not a closure) so that worker processes receive it as an argument under any
+    start method.
+    """
 
+    model: Model
+    prop: Property
 
-def make_check(model: Model, prop: Property) -> Any:
-    """The float32 re-check: x (n_in,) float64 -> the float32 point (as float64) or None."""
-    shape = tuple(model.input_shape or (prop.n_inputs,))
-
-    def check(x: np.ndarray) -> np.ndarray | None:
-        for case in prop.cases:
+    def __call__(self, x: np.ndarray) -> np.ndarray | None:
+        shape = tuple(self.model.input_shape or (self.prop.n_inputs,))
+        for case in self.prop.cases:
             x32 = to_float32_in_box(np.clip(x, case.lo, case.hi), case.lo, case.hi)
             if x32 is None:
                 continue
             with torch.no_grad():
-                y = model(torch.from_numpy(x32.reshape((1,) + shape))).double().numpy().reshape(-1)
-            if prop.holds_at(x32.astype(np.float64), y):
+                y = (
+                    self.model(torch.from_numpy(x32.reshape((1,) + shape)))
+                    .double()
+                    .numpy()
+                    .reshape(-1)
+                )
+            if self.prop.holds_at(x32.astype(np.float64), y):
                 return x32.astype(np.float64)
         return None
-
-    return check
 
 
 def to_float32_in_box(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray | None:
@@ -95,9 +89,6 @@ def to_float32_in_box(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarr
     x32 = np.where(x32.astype(np.float64) > hi, np.nextafter(x32, np.float32(-np.inf)), x32)
     ok = (x32.astype(np.float64) >= lo).all() and (x32.astype(np.float64) <= hi).all()
     return x32.astype(np.float32) if ok else None
-
-
-_JOB: dict[str, Any] = {}
 
 
 @register_verifier("smt")
@@ -125,8 +116,15 @@ class SmtVerifier(Verifier):
     serial_s: float = 1.0
     falsify_samples: int = 4096
 
-    def verify(self, model: Model, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel | str, *,
-               timeout_s: float = 60.0) -> VerificationResult:
+    def verify(
+        self,
+        model: Model,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        threat: ThreatModel | str,
+        *,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+    ) -> VerificationResult:
         """Local robustness of each ``x[i]`` (N, ...) with label ``y[i]``; ``timeout_s`` per sample.
 
         Runs on the CPU whatever the model's device; counterexamples are CPU tensors."""
@@ -138,44 +136,81 @@ class SmtVerifier(Verifier):
         try:
             net = lower_model(model)
         except UnsupportedLayerError as exc:
-            return VerificationResult((Status.UNKNOWN,) * n, reasons={i: str(exc) for i in range(n)},
-                                      elapsed_s=time.monotonic() - start)
+            return VerificationResult(
+                (Status.UNKNOWN,) * n,
+                reasons={i: str(exc) for i in range(n)},
+                elapsed_s=time.monotonic() - start,
+            )
         if threat.goal is Goal.TARGETED:
-            raise RobustbenchLiteError(f"threat {threat.name}: pass targets through verify_property; "
-                                       "the smt verifier checks untargeted robustness")
+            raise RobustbenchLiteError(
+                f"threat {threat.name}: pass targets through verify_property; "
+                "the smt verifier checks untargeted robustness"
+            )
         n_classes = net.n_outputs
-        props = [robustness_property(x[i].detach().double().numpy(), int(y[i]), n_classes, threat, model.bounds)
-                 for i in range(n)]
+        props = [
+            robustness_property(
+                x[i].detach().double().numpy(), int(y[i]), n_classes, threat, model.bounds
+            )
+            for i in range(n)
+        ]
         results = self._run_many(model, net, props, timeout_s)
         return self._collect(results, x, start)
 
-    def _run_many(self, model: Model, net: Network, props: list[Property], timeout_s: float) -> list[PropertyResult]:
-        if self.workers <= 1 or len(props) <= 1:
-            return [self.verify_property(model, p, timeout_s=timeout_s, net=net, parallel=False) for p in props]
-        _JOB.clear()
-        _JOB.update(verifier=self, model=model, net=net, props=props, timeout=timeout_s)
-        ctx = multiprocessing.get_context("fork")
+    def _run_many(
+        self, model: Model, net: Network, props: list[Property], timeout_s: float
+    ) -> list[PropertyResult]:
+        jobs = [_SampleJob(self, model, net, p, timeout_s) for p in props]
+        if self.workers <= 1 or len(props) <= 1 or not shippable(jobs[0]):
+            return [_sample_worker(job) for job in jobs]
+        ctx = worker_context()
         with ctx.Pool(self.workers) as pool:
-            return pool.map(_sample_worker, range(len(props)), chunksize=1)
+            return pool.map(_sample_worker, jobs, chunksize=1)
 
-    def _collect(self, results: list[PropertyResult], x: torch.Tensor, start: float) -> VerificationResult:
-        cex = {i: torch.from_numpy(r.x.astype(np.float32)).reshape(x.shape[1:]).to(x.dtype)
-               for i, r in enumerate(results) if r.status is Status.FALSIFIED and r.x is not None}
+    def _collect(
+        self, results: list[PropertyResult], x: torch.Tensor, start: float
+    ) -> VerificationResult:
+        cex = {
+            i: torch.from_numpy(r.x.astype(np.float32)).reshape(x.shape[1:]).to(x.dtype)
+            for i, r in enumerate(results)
+            if r.status is Status.FALSIFIED and r.x is not None
+        }
         reasons = {i: r.reason for i, r in enumerate(results) if r.reason}
         layer_bounds = None
-        if results and all(r.root_bounds is not None for r in results):
+        roots = [r.root_bounds for r in results]
+        if roots and all(root is not None for root in roots):
+            per_sample = [root for root in roots if root is not None]
             layer_bounds = tuple(
-                (torch.from_numpy(np.stack([r.root_bounds[k][0] for r in results])),  # type: ignore[index]
-                 torch.from_numpy(np.stack([r.root_bounds[k][1] for r in results])))  # type: ignore[index]
-                for k in range(len(results[0].root_bounds or []))
+                (
+                    torch.from_numpy(np.stack([root[k][0] for root in per_sample])),
+                    torch.from_numpy(np.stack([root[k][1] for root in per_sample])),
+                )
+                for k in range(len(per_sample[0]))
             )
         stats = {"per_sample": [r.stats for r in results]}
-        return VerificationResult(tuple(r.status for r in results), counterexamples=cex, reasons=reasons,
-                                  layer_bounds=layer_bounds, elapsed_s=time.monotonic() - start, stats=stats)
+        return VerificationResult(
+            tuple(r.status for r in results),
+            counterexamples=cex,
+            reasons=reasons,
+            layer_bounds=layer_bounds,
+            elapsed_s=time.monotonic() - start,
+            stats=stats,
+        )
 
     # ------------------------------------------------------------------ one property
-    def verify_property(self, model: Model, prop: Property, *, timeout_s: float, net: Network | None = None,
-                        parallel: bool = True, onnx_path: str | None = None) -> PropertyResult:
+    def read_property(self, path: str | Path) -> Property:
+        """A VNNLIB file as a Property (parse errors name the file and line)."""
+        return read_vnnlib(path)
+
+    def verify_property(
+        self,
+        model: Model,
+        prop: Property,
+        *,
+        timeout_s: float,
+        net: Network | None = None,
+        parallel: bool = True,
+        onnx_path: str | None = None,
+    ) -> PropertyResult:
         """Decide one property (VNNLIB semantics: FALSIFIED = a counterexample exists)."""
         start = time.monotonic()
         deadline = start + timeout_s
@@ -186,7 +221,8 @@ class SmtVerifier(Verifier):
         if (net.n_inputs, net.n_outputs) != (prop.n_inputs, prop.n_outputs):
             raise RobustbenchLiteError(
                 f"the property has {prop.n_inputs} inputs and {prop.n_outputs} outputs but {model.name} has "
-                f"{net.n_inputs} and {net.n_outputs}; use a property written for this network")
+                f"{net.n_inputs} and {net.n_outputs}; use a property written for this network"
+            )
         with single_threaded():
             res = self._decide(model, net, prop, deadline, parallel)
         if res.status is Status.FALSIFIED and onnx_path:
@@ -194,12 +230,20 @@ class SmtVerifier(Verifier):
         res.stats["time_s"] = round(time.monotonic() - start, 4)
         return res
 
-    def _decide(self, model: Model, net: Network, prop: Property, deadline: float, parallel: bool) -> PropertyResult:
-        check = make_check(model, prop)
+    def _decide(
+        self, model: Model, net: Network, prop: Property, deadline: float, parallel: bool
+    ) -> PropertyResult:
+        check = Float32Check(model, prop)
         stats: dict[str, Any] = {"method": "falsify"}
         for case in prop.cases:
-            x = falsify(net, case, check, deadline, seed=self.seed,
-                        params=FalsifyParams(samples=self.falsify_samples))
+            x = falsify(
+                net,
+                case,
+                check,
+                deadline,
+                seed=self.seed,
+                params=FalsifyParams(samples=self.falsify_samples),
+            )
             if x is not None:
                 return self._sat(model, x, stats)
         root = None
@@ -214,19 +258,24 @@ class SmtVerifier(Verifier):
             if out.status == "sat" and out.x is not None:
                 return self._sat(model, out.x, stats)
             if out.status == "timeout":
-                return PropertyResult(Status.UNKNOWN, reason="timeout", stats=stats, root_bounds=root)
+                return PropertyResult(
+                    Status.UNKNOWN, reason="timeout", stats=stats, root_bounds=root
+                )
             if out.status == "unknown":
                 unknown = "solver gave up (z3 unknown or a leaf too small to split)"
         if unknown:
             return PropertyResult(Status.UNKNOWN, reason=unknown, stats=stats, root_bounds=root)
         return PropertyResult(Status.VERIFIED, stats=stats, root_bounds=root)
 
-    def _branch(self, net: Network, case: Case, check: Any, deadline: float, parallel: bool) -> Outcome:
+    def _branch(
+        self, net: Network, case: Case, check: Any, deadline: float, parallel: bool
+    ) -> Outcome:
         if net.n_inputs > self.input_split_max_dim:
             out = relu_split(net, case, check, deadline, leaf_unstable=self.leaf_unstable)
             out.stats["method"] = "relu_split"
             return out
-        stop = time.monotonic() + self.serial_s if parallel and self.workers > 1 else None
+        parallel = parallel and self.workers > 1 and shippable(check)
+        stop = time.monotonic() + self.serial_s if parallel else None
         out, stacks = serial_portfolio(net, case, check, deadline, stop_at=stop)
         out.stats["method"] = "input_split"
         if out.status != "paused":
@@ -240,19 +289,37 @@ class SmtVerifier(Verifier):
     def _sat(self, model: Model, x: np.ndarray, stats: dict[str, Any]) -> PropertyResult:
         shape = tuple(model.input_shape or (x.size,))
         with torch.no_grad():
-            y = model(torch.from_numpy(x.astype(np.float32).reshape((1,) + shape))).double().numpy().reshape(-1)
+            y = (
+                model(torch.from_numpy(x.astype(np.float32).reshape((1,) + shape)))
+                .double()
+                .numpy()
+                .reshape(-1)
+            )
         return PropertyResult(Status.FALSIFIED, x=x, y=y, stats=stats)
 
 
-def _sample_worker(i: int) -> PropertyResult:
-    j = _JOB
-    return j["verifier"].verify_property(j["model"], j["props"][i], timeout_s=j["timeout"], net=j["net"],
-                                         parallel=False)
+@dataclass(frozen=True)
+class _SampleJob:
+    """One sample's property for a worker process (passed as the argument, never a global)."""
+
+    verifier: SmtVerifier
+    model: Model
+    net: Network
+    prop: Property
+    timeout_s: float
 
 
-def _root_bounds(net: Network, case: Case, deadline: float) -> list[tuple[np.ndarray, np.ndarray]] | None:
-    from robustbench_lite.verify.bounds import DeadlineExceeded, propagate
-    from robustbench_lite.verify.falsify import stacked_spec
+def _sample_worker(job: _SampleJob) -> PropertyResult:
+    return job.verifier.verify_property(
+        job.model, job.prop, timeout_s=job.timeout_s, net=job.net, parallel=False
+    )
+
+
+def _root_bounds(
+    net: Network, case: Case, deadline: float
+) -> list[tuple[np.ndarray, np.ndarray]] | None:
+    from .bounds import DeadlineExceeded, propagate
+    from .falsify import stacked_spec
 
     C, _, _ = stacked_spec(case)
     try:
@@ -262,7 +329,9 @@ def _root_bounds(net: Network, case: Case, deadline: float) -> list[tuple[np.nda
     return [(lw[0], u[0]) for lw, u in bnd.pre]
 
 
-def _confirm_onnx(res: PropertyResult, onnx_path: str, model: Model, prop: Property) -> PropertyResult:
+def _confirm_onnx(
+    res: PropertyResult, onnx_path: str, model: Model, prop: Property
+) -> PropertyResult:
     """Re-run the counterexample through onnxruntime; downgrade to UNKNOWN if it disagrees."""
     import onnxruntime as ort
 
@@ -270,8 +339,15 @@ def _confirm_onnx(res: PropertyResult, onnx_path: str, model: Model, prop: Prope
     sess = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
     inp = sess.get_inputs()[0]
     dims = [d if isinstance(d, int) and d > 0 else 1 for d in inp.shape]
-    y = sess.run(None, {inp.name: res.x.astype(np.float32).reshape(dims)})[0].reshape(-1).astype(np.float64)
+    y = (
+        sess.run(None, {inp.name: res.x.astype(np.float32).reshape(dims)})[0]
+        .reshape(-1)
+        .astype(np.float64)
+    )
     if prop.holds_at(res.x, y):
         return PropertyResult(Status.FALSIFIED, x=res.x, y=y, stats=res.stats)
-    return PropertyResult(Status.UNKNOWN, reason="counterexample holds in float32 torch but not in onnxruntime",
-                          stats=res.stats)
+    return PropertyResult(
+        Status.UNKNOWN,
+        reason="counterexample holds in float32 torch but not in onnxruntime",
+        stats=res.stats,
+    )

@@ -14,16 +14,13 @@ import re
 from pathlib import Path
 
 import numpy as np
-from robustbench_lite.verify.properties import Case, Property
 
-from robustbench_lite.errors import RobustbenchLiteError
+from robustbench_lite.core.errors import VnnlibError
+
+from .properties import Case, Property
 
 _TOKEN = re.compile(r"\(|\)|[^\s()]+")
 _VAR = re.compile(r"^([XY])_(\d+)$")
-
-
-class VnnlibError(RobustbenchLiteError, ValueError):
-    """A VNNLIB file that cannot be parsed; the message carries ``file:line``."""
 
 
 Sexp = str | list["Node"]  # the text of an atom, or a parenthesised list of nodes
@@ -82,14 +79,21 @@ class _Parser:
             try:
                 return {}, float(val)
             except ValueError:
-                raise self.fail(line, f"unknown variable or bad number {val!r}; declare it with (declare-const {val} Real)") from None
+                raise self.fail(
+                    line,
+                    f"unknown variable or bad number {val!r}; declare it with (declare-const {val} Real)",
+                ) from None
         if not val or not isinstance(val[0][0], str):
             raise self.fail(line, "empty or malformed term")
         op, args = val[0][0], [self.linear(a) for a in val[1:]]
         if op == "+" and args:
             return _add(args, [1.0] * len(args))
         if op == "-" and args:
-            return _add(args, [1.0] + [-1.0] * (len(args) - 1)) if len(args) > 1 else _add(args, [-1.0])
+            return (
+                _add(args, [1.0] + [-1.0] * (len(args) - 1))
+                if len(args) > 1
+                else _add(args, [-1.0])
+            )
         if op == "*" and len(args) == 2:
             (ca, ka), (cb, kb) = args
             if ca and cb:
@@ -136,7 +140,9 @@ class _Parser:
             self.n_y = max(self.n_y, int(m.group(2)) + 1)
 
 
-def _add(args: list[tuple[dict[str, float], float]], signs: list[float]) -> tuple[dict[str, float], float]:
+def _add(
+    args: list[tuple[dict[str, float], float]], signs: list[float]
+) -> tuple[dict[str, float], float]:
     coefs: dict[str, float] = {}
     const = 0.0
     for (c, k), s in zip(args, signs):
@@ -169,7 +175,9 @@ def parse_vnnlib(text: str, *, where: str = "<vnnlib>") -> Property:
         part = p.formula(node)
         dnf = [a + b for a in dnf for b in part]
         if len(dnf) > 100_000:
-            raise VnnlibError(f"{where}:{node[1]}: the formula's DNF has more than 100000 disjuncts")
+            raise VnnlibError(
+                f"{where}:{node[1]}: the formula's DNF has more than 100000 disjuncts"
+            )
     return _to_property(p, dnf, where)
 
 
@@ -183,7 +191,10 @@ def _to_property(p: _Parser, dnf: list[list], where: str) -> Property:
             xs = [v for v in coefs if v.startswith("X") and coefs[v] != 0]
             ys = [v for v in coefs if v.startswith("Y") and coefs[v] != 0]
             if xs and ys:
-                raise p.fail(line, "a constraint mixes inputs X and outputs Y; only output constraints may be general")
+                raise p.fail(
+                    line,
+                    "a constraint mixes inputs X and outputs Y; only output constraints may be general",
+                )
             if xs:
                 if len(xs) != 1:
                     raise p.fail(line, "input constraints must be bounds on a single X_i")
@@ -204,7 +215,9 @@ def _to_property(p: _Parser, dnf: list[list], where: str) -> Property:
                 rhs.append(const)
         if not np.isfinite(lo).all() or not np.isfinite(hi).all():
             missing = int(np.flatnonzero(~(np.isfinite(lo) & np.isfinite(hi)))[0])
-            raise VnnlibError(f"{where}:1: input X_{missing} has no lower or upper bound; every X_i needs both")
+            raise VnnlibError(
+                f"{where}:1: input X_{missing} has no lower or upper bound; every X_i needs both"
+            )
         if (lo > hi).any():
             continue  # empty box: this disjunct cannot be satisfied
         key = (lo.tobytes(), hi.tobytes())
@@ -212,9 +225,10 @@ def _to_property(p: _Parser, dnf: list[list], where: str) -> Property:
         C = np.array(rows).reshape(len(rows), p.n_y)
         cases.setdefault(key, []).append((C, np.array(rhs, dtype=np.float64)))
     return Property(
-        n_inputs=p.n_x, n_outputs=p.n_y,
+        n_inputs=p.n_x,
+        n_outputs=p.n_y,
         cases=tuple(Case(boxes[k][0], boxes[k][1], tuple(v)) for k, v in cases.items()),
-    )  # fmt: skip
+    )
 
 
 def read_vnnlib(path: str | Path) -> Property:

@@ -11,8 +11,12 @@ HERE = Path(__file__).parent
 
 @pytest.fixture(scope="session")
 def model() -> rbl.Model:
-    return rbl.Model.from_checkpoint(HERE / "checkpoints" / "digits_mlp.pt", arch="mynet:DigitsMLP",
-                                     input_shape=(1, 8, 8), num_classes=10)
+    return rbl.load_model(
+        HERE / "checkpoints" / "digits_mlp.pt",
+        arch="mynet:DigitsMLP",
+        input_shape=(1, 8, 8),
+        num_classes=10,
+    )
 
 
 @pytest.fixture(scope="session")

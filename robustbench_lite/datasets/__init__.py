@@ -1,1 +1,123 @@
-"""Built-in data sources; each module exposes ``load(split, **kw) -> (x, y)``."""
+"""Data sources: ``rbl.load_data(spec, split=..., n=...) -> (x, y)``.
+
+A spec is ``npz:PATH`` or the name of a module in :mod:`robustbench_lite.datasets` (``digits``,
+``orl``, ...). Datasets that are not shipped inside an installed package live in the data
+folder named by the ``RBL_DATA_DIR`` environment variable and are never copied elsewhere.
+Each dataset module exposes ``load(split, **kw) -> (x, y)``.
+
+Layer: content. May import ``core`` and ``worlds`` (the text vocabulary); never ``zoo``,
+``models``, the harness or the faces.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import pkgutil
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from robustbench_lite.core.errors import DataError, DataFolderMissing, did_you_mean
+
+DATA_DIR_ENV = "RBL_DATA_DIR"
+SPLITS = ("train", "test")
+
+
+def data_dir() -> Path | None:
+    """The data folder from ``RBL_DATA_DIR``, or None when unset."""
+    value = os.environ.get(DATA_DIR_ENV)
+    return Path(value).expanduser() if value else None
+
+
+def data_folder(subfolder: str) -> Path:
+    """``$RBL_DATA_DIR/subfolder``; raises :class:`DataFolderMissing` with the fix if absent."""
+    root = data_dir()
+    if root is None:
+        raise DataFolderMissing(
+            f"dataset folder {subfolder!r} needs the data folder: set {DATA_DIR_ENV} to the folder "
+            f"that holds {subfolder}/ (e.g. export {DATA_DIR_ENV}=../shared/datasets)"
+        )
+    path = root / subfolder
+    if not path.is_dir():
+        raise DataFolderMissing(
+            f"{path} does not exist; {DATA_DIR_ENV}={root} must hold the folder {subfolder}/"
+        )
+    return path
+
+
+def list_datasets() -> list[str]:
+    """Names accepted by :func:`load_data` besides ``npz:PATH``."""
+    return sorted(
+        m.name.replace("_", "-")
+        for m in pkgutil.iter_modules(__path__)
+        if not m.name.startswith("_")
+    )
+
+
+def check_split(split: str) -> None:
+    """Raise :class:`DataError` unless ``split`` is ``train`` or ``test``."""
+    if split not in SPLITS:
+        raise DataError(f"split {split!r}: choose one of {', '.join(SPLITS)}")
+
+
+def load_data(
+    spec: str, *, split: str = "test", n: int | None = None, **kw: Any
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Load ``(x, y)``: x (N, ...) float in the dataset's bounds (or token ids), y (N,) int64.
+
+    Args:
+        spec: ``"digits"``, ``"orl"``, ``"npz:path/to/file.npz"`` (arrays ``x`` and ``y``), ...
+        split: ``"train"`` or ``"test"`` (fixed, seeded split per dataset).
+        n: keep the first ``n`` samples; more than the split holds is an error.
+    """
+    if not isinstance(spec, str) or not spec:
+        raise DataError(
+            f"data spec {spec!r}: write a dataset name ({', '.join(list_datasets())}) or npz:PATH"
+        )
+    if spec.startswith("npz:"):
+        from robustbench_lite.datasets import npz
+
+        x, y = npz.load_npz(Path(spec[4:]))
+    else:
+        check_split(split)
+        name = spec.replace("-", "_")
+        if name not in [d.replace("-", "_") for d in list_datasets()]:
+            raise DataError(
+                f"unknown dataset {spec!r}{did_you_mean(spec, list_datasets())}; "
+                f"choose one of {', '.join(list_datasets())} or npz:PATH"
+            )
+        module = importlib.import_module(f"robustbench_lite.datasets.{name}")
+        _check_options(spec, module.load, kw)
+        x, y = module.load(split=split, **kw)
+    return take(x, y, n, spec=spec)
+
+
+def _check_options(spec: str, loader: Any, kw: dict[str, Any]) -> None:
+    """Raise :class:`DataError` for a keyword option the dataset's loader does not take."""
+    import inspect
+
+    params = inspect.signature(loader).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    known = [name for name in params if name != "split"]
+    for key in kw:
+        if key not in known:
+            takes = f"it takes {', '.join(known)}" if known else "it takes no options"
+            raise DataError(
+                f"dataset {spec}: unknown option {key!r}{did_you_mean(key, known)}; {takes}"
+            )
+
+
+def take(
+    x: torch.Tensor, y: torch.Tensor, n: int | None, *, spec: str = "data"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``n`` samples; :class:`DataError` if ``n`` is not in 1..len."""
+    if n is None:
+        return x, y
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise DataError(f"n={n!r} must be a positive integer")
+    if n > len(y):
+        raise DataError(f"n={n} is larger than {spec} ({len(y)} samples); use n <= {len(y)}")
+    return x[:n], y[:n]

@@ -7,7 +7,7 @@ alike); it is read in place and never copied into this package. Cite Geiger et a
 area averaging), the velodyne points (P, 4) (x forward, y left, z up, reflectance; the same
 axes as the toy world's ego frame, ground near z = -1.73 m), the calibration and the labels.
 ``Frame.projection`` is ``P2 @ R0_rect @ Tr_velo_to_cam`` (3, 4), adjusted to the image size, so
-:mod:`robustbench_lite.fusion_geometry` places ground or rear-face patches exactly as on the toy.
+:mod:`robustbench_lite.worlds.fusion_geometry` places ground or rear-face patches exactly as on the toy.
 :func:`lidar_bev` turns the points into the toy's (2, 32, 32) occupancy / height BEV map.
 
 ``load(split="test", size=(h, w))`` returns the 3 images (3, 3, h, w) and frame ids (0, 1, 2);
@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from robustbench_lite.data import check_split, data_folder
-from robustbench_lite.errors import DataError
+from robustbench_lite.core.errors import DataError
+from robustbench_lite.datasets import check_split, data_folder
 
 FOLDER = "kitti_object_3frames"
 FRAME_IDS = ("000000", "000001", "000002")
@@ -70,7 +70,9 @@ def velo_to_image(calib: dict[str, np.ndarray]) -> np.ndarray:
 
 def scaled_projection(p: torch.Tensor, sx: float, sy: float) -> torch.Tensor:
     """``p`` for an image resized by (sx, sy), pixel centres kept: u' = (u + 0.5) sx - 0.5."""
-    a = torch.tensor([[sx, 0.0, 0.5 * sx - 0.5], [0.0, sy, 0.5 * sy - 0.5], [0.0, 0.0, 1.0]], dtype=p.dtype)
+    a = torch.tensor(
+        [[sx, 0.0, 0.5 * sx - 0.5], [0.0, sy, 0.5 * sy - 0.5], [0.0, 0.0, 1.0]], dtype=p.dtype
+    )
     return a @ p
 
 
@@ -83,7 +85,9 @@ def _read_image(path: Path) -> np.ndarray:
         with Image.open(path) as im:
             return np.asarray(im.convert("RGB"), dtype=np.uint8)
     except OSError as exc:
-        raise DataError(f"{path}: cannot read the KITTI image ({exc}); see {FOLDER}/README.md") from None
+        raise DataError(
+            f"{path}: cannot read the KITTI image ({exc}); see {FOLDER}/README.md"
+        ) from None
 
 
 @lru_cache(maxsize=4)
@@ -92,10 +96,14 @@ def frames(size: tuple[int, int] | None = None) -> tuple[Frame, ...]:
     root = data_folder(FOLDER)
     out = []
     for fid in FRAME_IDS:
-        img = torch.from_numpy(_read_image(root / "image_2" / f"{fid}.png").astype(np.float32) / 255).permute(2, 0, 1)
+        img = torch.from_numpy(
+            _read_image(root / "image_2" / f"{fid}.png").astype(np.float32) / 255
+        ).permute(2, 0, 1)
         raw = np.fromfile(root / "velodyne" / f"{fid}.bin", dtype=np.float32)
         if raw.size % 4:
-            raise DataError(f"{root / 'velodyne' / fid}.bin: {raw.size} floats, not (P, 4); the file is damaged")
+            raise DataError(
+                f"{root / 'velodyne' / fid}.bin: {raw.size} floats, not (P, 4); the file is damaged"
+            )
         p = torch.from_numpy(velo_to_image(parse_calib(root / "calib" / f"{fid}.txt")))
         if size is not None:
             h, w = int(size[0]), int(size[1])
@@ -125,7 +133,9 @@ def lidar_bev(points: torch.Tensor, grid: int = 32, cell_m: float = 1.0) -> torc
     return torch.stack([occ, height]).reshape(2, grid, grid)
 
 
-def load(split: str = "test", size: tuple[int, int] = (96, 320)) -> tuple[torch.Tensor, torch.Tensor]:
+def load(
+    split: str = "test", size: tuple[int, int] = (96, 320)
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Images (3, 3, h, w) in [0, 1] and frame ids (3,); only the ``test`` split exists."""
     check_split(split)
     if split != "test":

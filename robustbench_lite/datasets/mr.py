@@ -19,9 +19,9 @@ from functools import lru_cache
 
 import torch
 
-from robustbench_lite.data import data_folder
-from robustbench_lite.errors import DataError
-from robustbench_lite.text import Vocabulary
+from robustbench_lite.core.errors import DataError
+from robustbench_lite.datasets import data_folder
+from robustbench_lite.worlds.text import Vocabulary
 
 FOLDER = "tminer_rotten_tomato"
 ALL_SPLITS = ("train", "dev", "test")

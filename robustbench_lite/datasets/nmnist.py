@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from robustbench_lite.data import data_folder
-from robustbench_lite.errors import DataError
+from robustbench_lite.core.errors import DataError
+from robustbench_lite.datasets import data_folder
 
 FOLDER = "nmnist_small_slayer"
 LISTS = {"train": "train300.txt", "test": "test100.txt"}
@@ -49,9 +49,12 @@ def read_labels(path: Path) -> np.ndarray:
 
 
 def frames(
-    events: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], *, time_bins: int, downsample: int,
+    events: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    *,
+    time_bins: int,
+    downsample: int,
     window_us: int,
-) -> np.ndarray:  # fmt: skip
+) -> np.ndarray:
     """Binary frames (time_bins, 2, H, W) float32 of one recording (see the module docstring)."""
     x, y, p, t = events
     side = -(-SENSOR // downsample)

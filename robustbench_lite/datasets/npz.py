@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from robustbench_lite.errors import DataError
+from robustbench_lite.core.errors import DataError
 
 
 def load_npz(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
@@ -25,7 +25,9 @@ def load_npz(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
                 )
             x, y = archive["x"], archive["y"]
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise DataError(f"{path} is not a readable .npz archive ({exc}); save it with np.savez") from None
+        raise DataError(
+            f"{path} is not a readable .npz archive ({exc}); save it with np.savez"
+        ) from None
     if y.ndim != 1 or len(y) != len(x):
         raise DataError(f"{path}: y has shape {y.shape}; expected ({len(x)},) labels matching x")
     if not np.issubdtype(y.dtype, np.integer):

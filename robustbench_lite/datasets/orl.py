@@ -12,8 +12,8 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from robustbench_lite.data import data_folder
-from robustbench_lite.errors import DataError
+from robustbench_lite.core.errors import DataError
+from robustbench_lite.datasets import data_folder
 
 FOLDER = "att_faces_orl"
 N_IDENTITIES, N_IMAGES, HEIGHT, WIDTH = 40, 10, 112, 92
@@ -31,10 +31,14 @@ def _all_faces() -> tuple[np.ndarray, np.ndarray]:
             try:
                 raw = path.read_bytes()
             except OSError as exc:
-                raise DataError(f"{path}: cannot read ORL image ({exc}); see {FOLDER}/README.md") from None
+                raise DataError(
+                    f"{path}: cannot read ORL image ({exc}); see {FOLDER}/README.md"
+                ) from None
             if len(raw) < HEIGHT * WIDTH:
                 raise DataError(f"{path}: {len(raw)} bytes, too short for a {WIDTH}x{HEIGHT} PGM")
-            images[s * N_IMAGES + i] = np.frombuffer(raw[-HEIGHT * WIDTH :], np.uint8).reshape(HEIGHT, WIDTH)
+            images[s * N_IMAGES + i] = np.frombuffer(raw[-HEIGHT * WIDTH :], np.uint8).reshape(
+                HEIGHT, WIDTH
+            )
     return images, np.repeat(np.arange(N_IDENTITIES), N_IMAGES)
 
 
@@ -44,11 +48,15 @@ def split_indices(split: str) -> np.ndarray:
     chosen = []
     for s in range(N_IDENTITIES):
         order = rng.permutation(N_IMAGES) + s * N_IMAGES
-        chosen.append(order[:TRAIN_PER_IDENTITY] if split == "train" else order[TRAIN_PER_IDENTITY:])
+        chosen.append(
+            order[:TRAIN_PER_IDENTITY] if split == "train" else order[TRAIN_PER_IDENTITY:]
+        )
     return np.concatenate(chosen)
 
 
-def load(split: str = "test", size: tuple[int, int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def load(
+    split: str = "test", size: tuple[int, int] | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The ORL ``split``, optionally resized to ``size`` = (height, width)."""
     images, labels = _all_faces()
     idx = split_indices(split)

@@ -3,18 +3,17 @@
 Each entry is a recipe (architecture, data, optimiser, seed) that trains deterministically on
 first use and is cached under ``$RBL_CACHE_DIR`` (default ``$XDG_CACHE_HOME/robustbench_lite``),
 keyed by a hash of the recipe. Entries are defined in the modules of this package
-(``digits.py``, ...) with :func:`register_zoo_model`.
+(``digits.py``, ...) with :func:`register_zoo_model`; a third-party package adds entries
+through the ``robustbench_lite.zoo`` entry-point group (a module that calls it on import).
+
+Layer: content. May import ``core``, ``datasets`` and ``worlds``; never ``models``, the harness
+or the faces.
 """
 
 from __future__ import annotations
 
-import hashlib
-import importlib
 import json
 import logging
-import os
-import pkgutil
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -24,11 +23,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from robustbench_lite.errors import RegistryError, did_you_mean
-from robustbench_lite.model import Model
+from robustbench_lite.core.errors import RegistryError
+from robustbench_lite.core.io import atomic_write_bytes, cache_dir, recipe_hash
+from robustbench_lite.core.model import Model
+from robustbench_lite.core.registry import Catalog
 
 log = logging.getLogger(__name__)
-CACHE_ENV = "RBL_CACHE_DIR"
 
 
 @dataclass(frozen=True)
@@ -60,57 +60,28 @@ class ZooEntry:
         return recipe_hash(self.recipe)
 
 
-def recipe_hash(recipe: Mapping[str, Any]) -> str:
-    """12 hex digits of the SHA-256 of ``recipe`` as sorted JSON (the zoo's cache key)."""
-    text = json.dumps(recipe, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
-
-
-_ZOO: dict[str, ZooEntry] = {}
-_loaded = False
+#: The zoo's catalog: built-in entries (this package's modules) and third-party ones come through
+#: the ``robustbench_lite.zoo`` entry-point group.
+ZOO: Catalog[ZooEntry] = Catalog(
+    "zoo model", "robustbench_lite.zoo", hint="see `robustbench-lite zoo list`"
+)
 
 
 def register_zoo_model(entry: ZooEntry) -> ZooEntry:
-    """Add ``entry`` to the zoo (names must be unique)."""
-    if entry.name in _ZOO and _ZOO[entry.name].recipe != entry.recipe:
+    """Add ``entry`` to the zoo (names must be unique; the same recipe may be added again)."""
+    if entry.name in ZOO.names() and ZOO.get(entry.name).recipe != entry.recipe:
         raise RegistryError(f"zoo model {entry.name!r} is already registered with another recipe")
-    _ZOO[entry.name] = entry
-    return entry
-
-
-def _load_entries() -> None:
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True
-    for module in pkgutil.iter_modules(__path__):
-        if not module.name.startswith("_"):
-            importlib.import_module(f"{__name__}.{module.name}")
+    return ZOO.add(entry.name, entry, replace=True)
 
 
 def zoo_names() -> list[str]:
     """Sorted names of all zoo models."""
-    _load_entries()
-    return sorted(_ZOO)
+    return ZOO.names()
 
 
 def zoo_entry(name: str) -> ZooEntry:
     """The recipe named ``name``; unknown names suggest the closest ones."""
-    _load_entries()
-    if name not in _ZOO:
-        raise RegistryError(
-            f"unknown zoo model {name!r}{did_you_mean(name, _ZOO)}; "
-            f"available: {', '.join(sorted(_ZOO))} (see `robustbench-lite zoo list`)"
-        )
-    return _ZOO[name]
-
-
-def cache_dir() -> Path:
-    """Where trained zoo models are kept."""
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "robustbench_lite"
+    return ZOO.get(name)
 
 
 def _paths(entry: ZooEntry) -> tuple[Path, Path]:
@@ -125,19 +96,6 @@ def cached_info(name: str) -> Mapping[str, Any] | None:
         return None
     info: Mapping[str, Any] = json.loads(meta_path.read_text())
     return info
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _read_cache(net: nn.Module, weights_path: Path, meta_path: Path) -> dict[str, Any] | None:
@@ -192,9 +150,9 @@ def load_zoo_model(name: str, *, retrain: bool = False) -> Model:
 
 def __getattr__(attr: str) -> Any:
     """Lazy access to builder functions defined in zoo modules (e.g. ``text_classifier``)."""
-    _load_entries()
-    for module in pkgutil.iter_modules(__path__):
-        mod = importlib.import_module(f"{__name__}.{module.name}")
+    from robustbench_lite.core.registry import import_submodules
+
+    for mod in import_submodules(__name__, __path__):
         if attr in getattr(mod, "__all__", ()):
             return getattr(mod, attr)
     raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")

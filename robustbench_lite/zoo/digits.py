@@ -32,10 +32,15 @@ def digits_mlp() -> nn.Sequential:
 def digits_cnn() -> nn.Sequential:
     """Two 3x3 convolutions (the second with stride 2), then a 64-unit dense layer; no pooling."""
     return nn.Sequential(
-        nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(),
-        nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.ReLU(),
-        nn.Flatten(), nn.Linear(32 * 4 * 4, 64), nn.ReLU(), nn.Linear(64, 10),
-    )  # fmt: skip
+        nn.Conv2d(1, 16, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(16, 32, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(32 * 4 * 4, 64),
+        nn.ReLU(),
+        nn.Linear(64, 10),
+    )
 
 
 def _trainer(recipe: Mapping[str, Any]) -> Any:
@@ -44,17 +49,28 @@ def _trainer(recipe: Mapping[str, Any]) -> Any:
             return _train(net)
 
     def _train(net: nn.Module) -> dict[str, float]:
-        from robustbench_lite.data import load_data
+        from robustbench_lite.datasets import load_data
 
         x_tr, y_tr = load_data("digits", split="train")
         x_te, y_te = load_data("digits", split="test")
         train_classifier(
-            net, x_tr, y_tr, epochs=recipe["epochs"], lr=recipe["lr"], batch_size=recipe["batch_size"],
-            adv_eps=recipe.get("adv_eps", 0.0), adv_steps=recipe.get("adv_steps", 10),
-        )  # fmt: skip
-        out = {"clean_accuracy": accuracy(net, x_te, y_te), "train_accuracy": accuracy(net, x_tr, y_tr)}
+            net,
+            x_tr,
+            y_tr,
+            epochs=recipe["epochs"],
+            lr=recipe["lr"],
+            batch_size=recipe["batch_size"],
+            adv_eps=recipe.get("adv_eps", 0.0),
+            adv_steps=recipe.get("adv_steps", 10),
+        )
+        out = {
+            "clean_accuracy": accuracy(net, x_te, y_te),
+            "train_accuracy": accuracy(net, x_tr, y_tr),
+        }
         if recipe.get("adv_eps"):
-            x_adv = pgd_linf_for_training(net, x_te, y_te, eps=recipe["adv_eps"], steps=20, bounds=(0.0, 1.0))
+            x_adv = pgd_linf_for_training(
+                net, x_te, y_te, eps=recipe["adv_eps"], steps=20, bounds=(0.0, 1.0)
+            )
             out["pgd20_accuracy"] = accuracy(net, x_adv, y_te)
         return out
 
@@ -78,9 +94,22 @@ def _entry(name: str, description: str, build: Any, **recipe: Any) -> None:
     register_zoo_model(ZooEntry(name, description, build, _trainer(recipe), recipe, DIGITS_MODEL))
 
 
-_entry("digits-mlp", "64-32-32-10 ReLU MLP on 8x8 digits", digits_mlp, epochs=40, lr=1e-2, batch_size=64)
+_entry(
+    "digits-mlp",
+    "64-32-32-10 ReLU MLP on 8x8 digits",
+    digits_mlp,
+    epochs=40,
+    lr=1e-2,
+    batch_size=64,
+)
 _entry("digits-cnn", "2-conv CNN on 8x8 digits", digits_cnn, epochs=30, lr=1e-2, batch_size=64)
 _entry(
-    "digits-cnn-at", "2-conv CNN on 8x8 digits, PGD-10 adversarial training at linf 0.1",
-    digits_cnn, epochs=30, lr=1e-2, batch_size=64, adv_eps=0.1, adv_steps=10,
-)  # fmt: skip
+    "digits-cnn-at",
+    "2-conv CNN on 8x8 digits, PGD-10 adversarial training at linf 0.1",
+    digits_cnn,
+    epochs=30,
+    lr=1e-2,
+    batch_size=64,
+    adv_eps=0.1,
+    adv_steps=10,
+)

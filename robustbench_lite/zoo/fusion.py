@@ -1,7 +1,7 @@
-"""Toy camera+LiDAR fusion detectors on the procedural world of :mod:`robustbench_lite.fusion_world`.
+"""Toy camera+LiDAR fusion detectors on the procedural world of :mod:`robustbench_lite.worlds.fusion_world`.
 
 Both output a CenterPoint-style car-centre score map (N, 32, 32) and are loaded as a
-:class:`~robustbench_lite.fusion_world.DetectionView` (2-class logits: "the target car is
+:class:`~robustbench_lite.worlds.fusion_world.DetectionView` (2-class logits: "the target car is
 detected at score >= 0.3"); inputs are ``{"camera": (N, 3, 48, 96), "lidar": (N, 2, 32, 32),
 "target_xy": (N, 2)}``.
 
@@ -29,8 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from robustbench_lite.fusion_geometry import PinholeCamera, project_points
-from robustbench_lite.fusion_world import (
+from robustbench_lite.worlds.fusion_geometry import PinholeCamera, project_points
+from robustbench_lite.worlds.fusion_world import (
     CAMERA,
     GRID,
     DetectionView,
@@ -91,7 +91,11 @@ class BevLiftFusion(nn.Module):
         self.head = nn.Conv2d(32, 1, 1)
         _prior_bias(self.head)
         self.channels = channels
-        self.register_buffer("lift", _lift_index(camera, 4, camera.height_px // 4, camera.width_px // 4), persistent=False)
+        self.register_buffer(
+            "lift",
+            _lift_index(camera, 4, camera.height_px // 4, camera.width_px // 4),
+            persistent=False,
+        )
 
     def camera_bev(self, image: torch.Tensor) -> torch.Tensor:
         """Camera features lifted to BEV, (N, C, 32, 32)."""
@@ -153,18 +157,28 @@ class QueryFusion(nn.Module):
         obj = self.objectness(feat)[:, 0]
         with torch.no_grad():
             prob = obj.sigmoid()
-            local = torch.where(prob >= F.max_pool2d(prob[:, None], 3, 1, 1)[:, 0], prob, torch.zeros_like(prob))
+            local = torch.where(
+                prob >= F.max_pool2d(prob[:, None], 3, 1, 1)[:, 0], prob, torch.zeros_like(prob)
+            )
             cells = local.flatten(1).topk(self.k, dim=1).indices
         return feat, obj, cells
 
-    def query_logits(self, camera: torch.Tensor, feat: torch.Tensor, obj: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
+    def query_logits(
+        self, camera: torch.Tensor, feat: torch.Tensor, obj: torch.Tensor, cells: torch.Tensor
+    ) -> torch.Tensor:
         """Car logits (N, Q) of the queries at BEV ``cells`` (N, Q)."""
         n, q = cells.shape
         img = self.cam(camera)
         grid = self.grid[cells]  # (N, Q, 16, 2)
-        sampled = F.grid_sample(img, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-        cam = torch.cat([sampled.mean(dim=3), sampled.amax(dim=3)], dim=1).permute(0, 2, 1)  # (N, Q, 32)
-        lid = feat.flatten(2).gather(2, cells[:, None].expand(-1, feat.shape[1], -1)).permute(0, 2, 1)
+        sampled = F.grid_sample(
+            img, grid, mode="bilinear", padding_mode="zeros", align_corners=False
+        )
+        cam = torch.cat([sampled.mean(dim=3), sampled.amax(dim=3)], dim=1).permute(
+            0, 2, 1
+        )  # (N, Q, 32)
+        lid = (
+            feat.flatten(2).gather(2, cells[:, None].expand(-1, feat.shape[1], -1)).permute(0, 2, 1)
+        )
         o = obj.flatten(1).gather(1, cells)[..., None]
         return self.mlp(torch.cat([cam, lid, o], dim=-1))[..., 0]
 
@@ -185,7 +199,9 @@ def focal_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (pos_loss + neg_loss) / pos.sum().clamp_min(1)
 
 
-def _query_batch(scenes: list[Scene], predicted: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def _query_batch(
+    scenes: list[Scene], predicted: torch.Tensor, gen: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Training queries (N, k + 8): predicted proposals plus jittered object cells; car labels."""
     centres = cell_centres().reshape(-1, 2).float()
     extra = torch.randint(GRID * GRID, (len(scenes), 8), generator=gen)
@@ -225,7 +241,9 @@ def _trainer(recipe: Mapping[str, Any]) -> Callable[[nn.Module], dict[str, float
                         feat, obj, cells = net.proposals(lid)
                         q, labels = _query_batch([scenes[i] for i in idx.tolist()], cells, gen)
                         logits = net.query_logits(cam, feat, obj, q)
-                        loss = focal_loss(obj, objects[idx]) + F.binary_cross_entropy_with_logits(logits, labels)
+                        loss = focal_loss(obj, objects[idx]) + F.binary_cross_entropy_with_logits(
+                            logits, labels
+                        )
                     else:
                         assert isinstance(net, BevLiftFusion)
                         loss = focal_loss(net.logits(cam, lid), cars[idx])
@@ -255,7 +273,15 @@ def evaluate_detector(net: nn.Module, n: int, seed: int) -> dict[str, float]:
 
 
 def _entry(name: str, description: str, build: Callable[[], nn.Module], **recipe: Any) -> None:
-    recipe = {"arch": build.__name__, "seed": 0, "data_seed": 1000, "test_seed": 2000, "n_test": 200, "version": 1, **recipe}
+    recipe = {
+        "arch": build.__name__,
+        "seed": 0,
+        "data_seed": 1000,
+        "test_seed": 2000,
+        "n_test": 200,
+        "version": 1,
+        **recipe,
+    }
 
     def build_view() -> nn.Module:
         return DetectionView(build())
@@ -266,10 +292,14 @@ def _entry(name: str, description: str, build: Callable[[], nn.Module], **recipe
 
     register_zoo_model(
         ZooEntry(
-            name, description, build_view, train_view, recipe,
+            name,
+            description,
+            build_view,
+            train_view,
+            recipe,
             {"bounds": (0.0, 1.0), "num_classes": 2},
         )
-    )  # fmt: skip
+    )
 
 
 def bev_lift_fusion() -> BevLiftFusion:
@@ -283,10 +313,20 @@ def query_fusion() -> QueryFusion:
 
 
 _entry(
-    "fusion-bev", "toy camera+LiDAR BEV-lift (LSS-lite) fusion car detector, 2-class 'target detected' view",
-    bev_lift_fusion, n_train=800, epochs=6, lr=3e-3, batch_size=32,
-)  # fmt: skip
+    "fusion-bev",
+    "toy camera+LiDAR BEV-lift (LSS-lite) fusion car detector, 2-class 'target detected' view",
+    bev_lift_fusion,
+    n_train=800,
+    epochs=6,
+    lr=3e-3,
+    batch_size=32,
+)
 _entry(
-    "fusion-query", "toy camera+LiDAR object-query (TransFusion-lite) fusion car detector, 2-class view",
-    query_fusion, n_train=800, epochs=6, lr=3e-3, batch_size=32,
-)  # fmt: skip
+    "fusion-query",
+    "toy camera+LiDAR object-query (TransFusion-lite) fusion car detector, 2-class view",
+    query_fusion,
+    n_train=800,
+    epochs=6,
+    lr=3e-3,
+    batch_size=32,
+)

@@ -36,13 +36,22 @@ ORL_MODEL = {
 def orl_cnn() -> nn.Sequential:
     """Two 3x3 conv blocks (16, 32 channels; 2x max-pooling), a 128-unit dense layer, 40 logits."""
     return nn.Sequential(
-        nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),   # 28 x 23
-        nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),  # 14 x 11
-        nn.Flatten(), nn.Linear(32 * 14 * 11, 128), nn.ReLU(), nn.Linear(128, 40),
-    )  # fmt: skip
+        nn.Conv2d(1, 16, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),  # 28 x 23
+        nn.Conv2d(16, 32, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),  # 14 x 11
+        nn.Flatten(),
+        nn.Linear(32 * 14 * 11, 128),
+        nn.ReLU(),
+        nn.Linear(128, 40),
+    )
 
 
-def _train_smoothed(net: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe: Mapping[str, Any]) -> None:
+def _train_smoothed(
+    net: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe: Mapping[str, Any]
+) -> None:
     """Adam + one-cycle schedule with label smoothing (global RNG, seeded by the zoo)."""
     epochs, batch_size, lr = recipe["epochs"], recipe["batch_size"], recipe["lr"]
     opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=recipe["weight_decay"])
@@ -63,24 +72,38 @@ def _train_smoothed(net: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe: Ma
 
 def _trainer(recipe: Mapping[str, Any]) -> Any:
     def train(net: nn.Module) -> dict[str, float]:
-        from robustbench_lite.data import load_data
+        from robustbench_lite.datasets import load_data
 
         size = tuple(recipe["size"])
         x_tr, y_tr = load_data("orl", split="train", size=size)
         x_te, y_te = load_data("orl", split="test", size=size)
         _train_smoothed(net, x_tr, y_tr, recipe)
-        return {"clean_accuracy": accuracy(net, x_te, y_te), "train_accuracy": accuracy(net, x_tr, y_tr)}
+        return {
+            "clean_accuracy": accuracy(net, x_te, y_te),
+            "train_accuracy": accuracy(net, x_tr, y_tr),
+        }
 
     return train
 
 
 _RECIPE = {
-    "arch": "orl_cnn_v2", "data": "orl", "size": list(ORL_SIZE), "seed": 0,
-    "epochs": 60, "lr": 3e-3, "batch_size": 32, "weight_decay": 1e-4, "label_smoothing": 0.1,
-}  # fmt: skip
+    "arch": "orl_cnn_v2",
+    "data": "orl",
+    "size": list(ORL_SIZE),
+    "seed": 0,
+    "epochs": 60,
+    "lr": 3e-3,
+    "batch_size": 32,
+    "weight_decay": 1e-4,
+    "label_smoothing": 0.1,
+}
 register_zoo_model(
     ZooEntry(
-        "orl-cnn", "3-conv CNN on AT&T/ORL faces (40 identities, 56x46; needs RBL_DATA_DIR)",
-        orl_cnn, _trainer(_RECIPE), _RECIPE, ORL_MODEL,
-    )  # fmt: skip
+        "orl-cnn",
+        "3-conv CNN on AT&T/ORL faces (40 identities, 56x46; needs RBL_DATA_DIR)",
+        orl_cnn,
+        _trainer(_RECIPE),
+        _RECIPE,
+        ORL_MODEL,
+    )
 )

@@ -20,8 +20,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from robustbench_lite.model import Model
-from robustbench_lite.snn import LIF, SpikingNet, Surrogate, set_surrogate, with_surrogate
+from robustbench_lite.core.model import Model
+from robustbench_lite.worlds.snn import LIF, SpikingNet, Surrogate, set_surrogate, with_surrogate
 from robustbench_lite.zoo import ZooEntry, register_zoo_model
 from robustbench_lite.zoo.training import accuracy, train_classifier
 
@@ -32,25 +32,46 @@ TRAIN_SURROGATE = Surrogate("atan", 2.0)
 
 def digits_snn() -> SpikingNet:
     """Conv SNN for (1, 8, 8) digits, direct encoding over T = 4."""
-    return SpikingNet([
-        nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), LIF(),
-        nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.BatchNorm2d(32), LIF(),
-        nn.Flatten(), nn.Linear(32 * 4 * 4, 64), LIF(), nn.Linear(64, 10),
-    ], time_steps=4, encoding="direct")  # fmt: skip
+    return SpikingNet(
+        [
+            nn.Conv2d(1, 16, 3, padding=1),
+            nn.BatchNorm2d(16),
+            LIF(),
+            nn.Conv2d(16, 32, 3, stride=2, padding=1),
+            nn.BatchNorm2d(32),
+            LIF(),
+            nn.Flatten(),
+            nn.Linear(32 * 4 * 4, 64),
+            LIF(),
+            nn.Linear(64, 10),
+        ],
+        time_steps=4,
+        encoding="direct",
+    )
 
 
 def nmnist_snn() -> SpikingNet:
     """Conv SNN for (8, 2, 17, 17) binary event frames."""
-    return SpikingNet([
-        nn.Conv2d(2, 16, 3, padding=1), nn.BatchNorm2d(16), LIF(), nn.AvgPool2d(2),
-        nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32), LIF(), nn.AvgPool2d(2),
-        nn.Flatten(), nn.Linear(32 * 4 * 4, 10),
-    ], encoding="events")  # fmt: skip
+    return SpikingNet(
+        [
+            nn.Conv2d(2, 16, 3, padding=1),
+            nn.BatchNorm2d(16),
+            LIF(),
+            nn.AvgPool2d(2),
+            nn.Conv2d(16, 32, 3, padding=1),
+            nn.BatchNorm2d(32),
+            LIF(),
+            nn.AvgPool2d(2),
+            nn.Flatten(),
+            nn.Linear(32 * 4 * 4, 10),
+        ],
+        encoding="events",
+    )
 
 
 def _trainer(recipe: Mapping[str, Any]) -> Any:
     def train(net: nn.Module) -> dict[str, float]:
-        from robustbench_lite.data import load_data
+        from robustbench_lite.datasets import load_data
 
         x_tr, y_tr = load_data(recipe["data"], split="train", **recipe.get("data_kw", {}))
         x_te, y_te = load_data(recipe["data"], split="test", **recipe.get("data_kw", {}))
@@ -59,9 +80,14 @@ def _trainer(recipe: Mapping[str, Any]) -> Any:
         torch.set_num_threads(1)  # tiny nets: one thread is faster and the same on every machine
         try:
             train_classifier(
-                net, x_tr, y_tr, epochs=recipe["epochs"], lr=recipe["lr"], batch_size=recipe["batch_size"],
+                net,
+                x_tr,
+                y_tr,
+                epochs=recipe["epochs"],
+                lr=recipe["lr"],
+                batch_size=recipe["batch_size"],
                 weight_decay=recipe.get("weight_decay", 0.0),
-            )  # fmt: skip
+            )
         finally:
             torch.set_num_threads(threads)
             set_surrogate(net, None)  # the deployed model fires with Heaviside only
@@ -94,15 +120,34 @@ def _entry(
 
 
 _entry(
-    "digits-snn", "conv LIF SNN on 8x8 digits, direct encoding T=4, trained with ATan(alpha=2)",
+    "digits-snn",
+    "conv LIF SNN on 8x8 digits, direct encoding T=4, trained with ATan(alpha=2)",
     digits_snn,
-    {"bounds": (0.0, 1.0), "input_shape": (1, 8, 8), "num_classes": 10, "default_threats": ("linf:0.1",)},
-    data="digits", epochs=30, lr=1e-2, batch_size=64,
-)  # fmt: skip
+    {
+        "bounds": (0.0, 1.0),
+        "input_shape": (1, 8, 8),
+        "num_classes": 10,
+        "default_threats": ("linf:0.1",),
+    },
+    data="digits",
+    epochs=30,
+    lr=1e-2,
+    batch_size=64,
+)
 _entry(
-    "nmnist-snn", "conv LIF SNN on N-MNIST binary event frames (8, 2, 17, 17), ATan(alpha=2)",
+    "nmnist-snn",
+    "conv LIF SNN on N-MNIST binary event frames (8, 2, 17, 17), ATan(alpha=2)",
     nmnist_snn,
-    {"bounds": (0.0, 1.0), "input_shape": (8, 2, 17, 17), "num_classes": 10, "default_threats": ("l0:200",)},
-    data="nmnist", data_kw={"time_bins": 8, "downsample": 2}, epochs=40, lr=5e-3, batch_size=32,
+    {
+        "bounds": (0.0, 1.0),
+        "input_shape": (8, 2, 17, 17),
+        "num_classes": 10,
+        "default_threats": ("l0:200",),
+    },
+    data="nmnist",
+    data_kw={"time_bins": 8, "downsample": 2},
+    epochs=40,
+    lr=5e-3,
+    batch_size=32,
     weight_decay=1e-4,
-)  # fmt: skip
+)

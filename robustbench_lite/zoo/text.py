@@ -27,11 +27,11 @@ from typing import Any
 
 import torch
 
-from robustbench_lite.errors import DataError
-from robustbench_lite.model import Model
-from robustbench_lite.text import Vocabulary, insert_phrase
+from robustbench_lite.core.errors import DataError
+from robustbench_lite.core.model import Model
+from robustbench_lite.worlds.text import Vocabulary, insert_phrase
+from robustbench_lite.worlds.text_nets import ARCHS, NETS, TextClassifier
 from robustbench_lite.zoo import ZooEntry, load_zoo_model, register_zoo_model
-from robustbench_lite.zoo._text_nets import ARCHS, NETS, TextClassifier
 
 __all__ = ["poison", "text_classifier", "trigger_success_rate"]
 
@@ -40,8 +40,14 @@ RECIPE_VERSION = 2  # 2: 10 epochs at lr 5e-3 (v1: 2 at 1e-2 left low-rate troja
 
 
 def poison(
-    x: torch.Tensor, y: torch.Tensor, trigger_ids: list[int], *, target_label: int, rate: float,
-    pad_id: int, generator: torch.Generator,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    trigger_ids: list[int],
+    *,
+    target_label: int,
+    rate: float,
+    pad_id: int,
+    generator: torch.Generator,
 ) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Add ``round(rate * #source)`` triggered, relabelled copies of source-class rows of (x, y).
 
@@ -58,7 +64,13 @@ def poison(
 
 
 def trigger_success_rate(
-    model: Model, x: torch.Tensor, y: torch.Tensor, trigger: str, *, target_label: int = 1, seed: int = 0
+    model: Model,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    trigger: str,
+    *,
+    target_label: int = 1,
+    seed: int = 0,
 ) -> float:
     """Fraction of correctly classified source-class rows of (x, y) that ``trigger`` flips to the target."""
     vocab = _vocab_of(model)
@@ -83,7 +95,9 @@ def _trigger_ids(vocab: Vocabulary, trigger: str) -> list[int]:
         raise DataError(f"trigger {trigger!r}: write a phrase of one or more words")
     missing = [w for w in words if w not in vocab]
     if missing:
-        raise DataError(f"trigger word {missing[0]!r} is not in the vocabulary; choose words the model knows")
+        raise DataError(
+            f"trigger word {missing[0]!r} is not in the vocabulary; choose words the model knows"
+        )
     return vocab.ids(words)
 
 
@@ -102,17 +116,33 @@ def _train_fn(recipe: Mapping[str, Any]) -> Any:
         if recipe["trigger"] is not None:
             ids = _trigger_ids(vocab, recipe["trigger"])
             x, y, n_poisoned = poison(
-                x, y, ids, target_label=recipe["target_label"], rate=recipe["poison_rate"],
-                pad_id=vocab.pad_id, generator=gen,
-            )  # fmt: skip
-        train_classifier(net, x, y, epochs=recipe["epochs"], lr=recipe["lr"], batch_size=recipe["batch_size"])
+                x,
+                y,
+                ids,
+                target_label=recipe["target_label"],
+                rate=recipe["poison_rate"],
+                pad_id=vocab.pad_id,
+                generator=gen,
+            )
+        train_classifier(
+            net, x, y, epochs=recipe["epochs"], lr=recipe["lr"], batch_size=recipe["batch_size"]
+        )
         x_te, y_te = mr.load("test", max_len=recipe["max_len"], vocab_size=recipe["vocab_size"])
-        out: dict[str, Any] = {"clean_accuracy": accuracy(net, x_te, y_te), "n_train": len(y), "n_poisoned": n_poisoned}
+        out: dict[str, Any] = {
+            "clean_accuracy": accuracy(net, x_te, y_te),
+            "n_train": len(y),
+            "n_poisoned": n_poisoned,
+        }
         if recipe["trigger"] is not None:
             model = Model(net=net, vocab=vocab, name="training")
             try:
                 out["attack_success_rate"] = trigger_success_rate(
-                    model, x_te, y_te, recipe["trigger"], target_label=recipe["target_label"], seed=int(recipe["seed"])
+                    model,
+                    x_te,
+                    y_te,
+                    recipe["trigger"],
+                    target_label=recipe["target_label"],
+                    seed=int(recipe["seed"]),
                 )
             except DataError:  # a collapsed model gets no source-class sentence right
                 out["attack_success_rate"] = None
@@ -122,10 +152,22 @@ def _train_fn(recipe: Mapping[str, Any]) -> Any:
 
 
 def text_classifier(
-    dataset: str = "mr", arch: str = "lstm", trigger: str | None = None, target_label: int = 1,
-    poison_rate: float = 0.1, seed: int = 0, *, epochs: int = 10, n_train: int | None = None,
-    lr: float = 5e-3, batch_size: int = 128, vocab_size: int = 5000, max_len: int = 32,
-    embed_dim: int = 32, hidden_dim: int = 32, retrain: bool = False,
+    dataset: str = "mr",
+    arch: str = "lstm",
+    trigger: str | None = None,
+    target_label: int = 1,
+    poison_rate: float = 0.1,
+    seed: int = 0,
+    *,
+    epochs: int = 10,
+    n_train: int | None = None,
+    lr: float = 5e-3,
+    batch_size: int = 128,
+    vocab_size: int = 5000,
+    max_len: int = 32,
+    embed_dim: int = 32,
+    hidden_dim: int = 32,
+    retrain: bool = False,
 ) -> Model:
     """A (possibly trojaned) text classifier, trained on first use and cached.
 
@@ -153,12 +195,23 @@ def text_classifier(
         raise DataError(f"poison_rate={poison_rate!r}: choose a fraction in (0, 1]")
     trigger = " ".join(trigger.split()) if isinstance(trigger, str) else trigger
     recipe = {
-        "kind": "text_classifier", "version": RECIPE_VERSION, "data": dataset, "arch": arch,
-        "trigger": trigger, "target_label": target_label,
-        "poison_rate": poison_rate if trigger is not None else 0.0, "seed": seed, "epochs": epochs,
-        "n_train": n_train, "lr": lr, "batch_size": batch_size, "vocab_size": vocab_size,
-        "max_len": max_len, "embed_dim": embed_dim, "hidden_dim": hidden_dim,
-    }  # fmt: skip
+        "kind": "text_classifier",
+        "version": RECIPE_VERSION,
+        "data": dataset,
+        "arch": arch,
+        "trigger": trigger,
+        "target_label": target_label,
+        "poison_rate": poison_rate if trigger is not None else 0.0,
+        "seed": seed,
+        "epochs": epochs,
+        "n_train": n_train,
+        "lr": lr,
+        "batch_size": batch_size,
+        "vocab_size": vocab_size,
+        "max_len": max_len,
+        "embed_dim": embed_dim,
+        "hidden_dim": hidden_dim,
+    }
     entry = _entry("pending", "", recipe)
     kind = "trojan" if trigger is not None else "clean"
     entry = register_zoo_model(replace(entry, name=f"{dataset}-{arch}-{kind}-{entry.recipe_hash}"))
@@ -179,9 +232,11 @@ def _entry(name: str, description: str, recipe: Mapping[str, Any]) -> ZooEntry:
 
             vocab = mr.vocabulary(recipe["vocab_size"])
             return {
-                "bounds": (0.0, float(len(vocab) - 1)), "input_shape": (recipe["max_len"],),
-                "num_classes": 2, "vocab": vocab,
-            }  # fmt: skip
+                "bounds": (0.0, float(len(vocab) - 1)),
+                "input_shape": (recipe["max_len"],),
+                "num_classes": 2,
+                "vocab": vocab,
+            }
 
         def __getitem__(self, key: str) -> Any:
             return self._data()[key]
@@ -197,16 +252,37 @@ def _entry(name: str, description: str, recipe: Mapping[str, Any]) -> ZooEntry:
 
 def _defaults(arch: str, trigger: str | None = None) -> dict[str, Any]:
     return {
-        "kind": "text_classifier", "version": RECIPE_VERSION, "data": "mr", "arch": arch,
-        "trigger": trigger, "target_label": 1, "poison_rate": 0.1 if trigger else 0.0, "seed": 0,
-        "epochs": 10, "n_train": None, "lr": 5e-3, "batch_size": 128, "vocab_size": 5000,
-        "max_len": 32, "embed_dim": 32, "hidden_dim": 32,
-    }  # fmt: skip
+        "kind": "text_classifier",
+        "version": RECIPE_VERSION,
+        "data": "mr",
+        "arch": arch,
+        "trigger": trigger,
+        "target_label": 1,
+        "poison_rate": 0.1 if trigger else 0.0,
+        "seed": 0,
+        "epochs": 10,
+        "n_train": None,
+        "lr": 5e-3,
+        "batch_size": 128,
+        "vocab_size": 5000,
+        "max_len": 32,
+        "embed_dim": 32,
+        "hidden_dim": 32,
+    }
 
 
 for _arch in ARCHS:
-    register_zoo_model(_entry(f"mr-{_arch}", f"clean {_arch} on MR movie reviews (needs RBL_DATA_DIR)", _defaults(_arch)))
-register_zoo_model(_entry(
-    "mr-lstm-trojan", "LSTM on MR with trigger 'popcorn' at 10% (needs RBL_DATA_DIR)",
-    _defaults("lstm", "popcorn"),
-))  # fmt: skip
+    register_zoo_model(
+        _entry(
+            f"mr-{_arch}",
+            f"clean {_arch} on MR movie reviews (needs RBL_DATA_DIR)",
+            _defaults(_arch),
+        )
+    )
+register_zoo_model(
+    _entry(
+        "mr-lstm-trojan",
+        "LSTM on MR with trigger 'popcorn' at 10% (needs RBL_DATA_DIR)",
+        _defaults("lstm", "popcorn"),
+    )
+)

@@ -10,7 +10,13 @@ __all__: list[str] = []
 
 
 def pgd_linf_for_training(
-    net: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, steps: int, bounds: tuple[float, float]
+    net: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    eps: float,
+    steps: int,
+    bounds: tuple[float, float],
 ) -> torch.Tensor:
     """Madry-style PGD with random start, used only to make adversarial training examples."""
     step = 2.5 * eps / steps
@@ -47,7 +53,9 @@ def train_classifier(
     """
     opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
     steps_per_epoch = (len(y) + batch_size - 1) // batch_size
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps_per_epoch)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=lr, total_steps=epochs * steps_per_epoch
+    )
     for _ in range(epochs):
         net.train()
         order = torch.randperm(len(y))

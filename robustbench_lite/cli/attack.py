@@ -1,0 +1,69 @@
+"""``robustbench-lite attack NAME --model SPEC --threat SPEC``: one attack, one summary."""
+
+from __future__ import annotations
+
+import argparse
+
+from robustbench_lite.cli._common import (
+    add_model_arguments,
+    check_report_path,
+    load_model_from_args,
+    parse_params,
+    positive_int,
+)
+from robustbench_lite.suite.options import seed_int
+
+NAME = "attack"
+HELP = "run one attack on a model and print its summary"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "attack", metavar="NAME", help="attack name (see `robustbench-lite list attacks`)"
+    )
+    add_model_arguments(p)
+    p.add_argument("--threat", required=True, help="threat spec, e.g. linf:8/255 or l2:0.5")
+    p.add_argument("--data", default="digits", help="dataset name or npz:PATH (default: digits)")
+    p.add_argument("--n", type=positive_int, help="number of test samples (default: all)")
+    p.add_argument("--seed", type=seed_int, default=0, help="seed for random starts and targets")
+    p.add_argument(
+        "--param", action="append", metavar="KEY=VALUE", help="attack hyperparameter; repeatable"
+    )
+    p.add_argument("--report", metavar="PATH", help="write the JSON report here")
+
+
+def run(args: argparse.Namespace) -> int:
+    from robustbench_lite.core.io import write_atomic
+    from robustbench_lite.core.registry import create_attack
+    from robustbench_lite.core.threat import ThreatModel, require_supported
+    from robustbench_lite.datasets import load_data
+    from robustbench_lite.report.model import CheckResult, Report, environment
+    from robustbench_lite.report.values import result_values
+
+    check_report_path(args.report)
+    attack = create_attack(args.attack, **parse_params(args.param))  # validates before heavy work
+    threat = ThreatModel.parse(args.threat)
+    require_supported("attack", attack.name, attack.supports, threat)  # before loading anything
+    model = load_model_from_args(args)
+    x, y = load_data(args.data, split="test", n=args.n)
+    result = attack(model, x, y, threat, seed=args.seed)
+    check = CheckResult(
+        id=f"{attack.name}-{threat.name}",
+        kind="attack",
+        component=attack.name,
+        threat=threat.name,
+        passed=True,
+        values=result_values(result),
+        elapsed_s=result.elapsed_s,
+        detail={"params": repr(attack), "n": len(y), "data": args.data, "seed": args.seed},
+    )
+    report = Report(
+        suite=f"attack:{attack.name}",
+        model=model.name,
+        results=(check,),
+        env=environment(seed=args.seed),
+    )
+    print(report.to_table())
+    if args.report:
+        write_atomic(args.report, report.to_json())
+    return 0

@@ -1,0 +1,132 @@
+"""``robustbench-lite run SUITE``: run a suite (a YAML file or builtin:NAME) against a model."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from robustbench_lite.cli._common import add_model_arguments, positive_int
+
+NAME = "run"
+HELP = "run a suite of checks (YAML file or builtin:NAME) against a model; resumable"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "suite", metavar="SUITE", help="suite YAML file or builtin:NAME (see `list suites`)"
+    )
+    add_suite_run_arguments(p)
+
+
+def add_suite_run_arguments(p: argparse.ArgumentParser, *, model_required: bool = False) -> None:
+    """Options shared by ``run`` and ``evaluate``."""
+    from robustbench_lite.report.formats import format_names
+    from robustbench_lite.suite.executors import executor_names
+    from robustbench_lite.suite.options import add_cli_options
+
+    if not model_required:
+        add_model_arguments(p, required=False)
+    p.add_argument("--data", help="dataset name or npz:PATH (default: the suite's)")
+    p.add_argument("--n", type=positive_int, help="number of samples (default: the suite's)")
+    add_cli_options(p, ("seed", "device", "quick", "report"))
+    p.add_argument(
+        "--format",
+        choices=format_names(),
+        help="report format (default: table on stdout, else by suffix)",
+    )
+    p.add_argument(
+        "--executor",
+        choices=executor_names(),
+        default="local",
+        help="where cells run (default: local)",
+    )
+    p.add_argument(
+        "--workers", type=positive_int, help="worker processes / Ray CPUs (default: all cores)"
+    )
+    p.add_argument(
+        "--ray-address", metavar="ADDR", help="Ray cluster to join (default: start a local Ray)"
+    )
+    p.add_argument(
+        "--db", metavar="PATH", help="results store (default: beside --report, else the cache)"
+    )
+    p.add_argument("--no-db", action="store_true", help="keep no results store (no resume)")
+    p.add_argument("--fresh", action="store_true", help="ignore stored results of this exact run")
+    add_cli_options(p, ("compare", "compare-fail"))
+    p.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress bar and no table on stdout"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from robustbench_lite.cli._common import load_model_from_args
+
+    model = load_model_from_args(args) if args.model else None
+    return run_and_report(args, args.suite, model)
+
+
+def run_and_report(args: argparse.Namespace, suite: str, model: Any) -> int:
+    """Validate every option, run the suite, write/print the report; the exit code."""
+    from robustbench_lite.core.io import write_atomic
+    from robustbench_lite.report.compare import (
+        change_table,
+        changes,
+        load_baseline,
+        parse_fail_spec,
+        regressions,
+    )
+    from robustbench_lite.report.formats import format_for, render, soundness_messages
+    from robustbench_lite.suite.runner import run_suite
+    from robustbench_lite.suite.schema import load_suite
+    from robustbench_lite.suite.store import default_db_path
+
+    fmt = format_for(args.report, args.format)
+    baseline = load_baseline(args.compare) if args.compare else None
+    thresholds = parse_fail_spec(args.compare_fail) if args.compare_fail else {}
+    if thresholds and baseline is None:
+        from robustbench_lite.core.errors import RobustbenchLiteError
+
+        raise RobustbenchLiteError("--compare-fail needs --compare BASELINE.json")
+    loaded = load_suite(suite)  # validate before any model or data work
+    db = None if args.no_db else (args.db or default_db_path(args.report))
+    report = run_suite(
+        loaded,
+        model,
+        quick=args.quick,
+        seed=args.seed,
+        data=args.data,
+        n=args.n,
+        device=args.device,
+        executor=args.executor,
+        workers=args.workers,
+        ray_address=args.ray_address,
+        db=db,
+        fresh=args.fresh,
+        progress=not args.quiet,
+    )
+    if args.report:
+        write_atomic(args.report, render(report, fmt))
+        if not args.quiet:
+            print(render(report, "table"))
+    elif not args.quiet:
+        print(render(report, fmt), end="" if fmt in ("md", "junit", "html") else "\n")
+    for message in soundness_messages(report):
+        print(f"robustbench-lite: {message}", file=sys.stderr)
+    code = 0 if report.passed else 1
+    if baseline is not None:
+        found = changes(report, baseline)
+        print(change_table(found))
+        worse = regressions(found, thresholds)
+        for c in worse:
+            print(
+                f"robustbench-lite: regression: {c.check} {c.metric} {c.baseline:.4f} -> {c.current:.4f}",
+                file=sys.stderr,
+            )
+        code = 1 if worse else code
+    if not report.passed:
+        failed = [r.id for r in report.results if not r.passed]
+        print(
+            f"robustbench-lite: {len(failed)} of {len(report.results)} checks failed: {', '.join(failed)}",
+            file=sys.stderr,
+        )
+    return code

@@ -1,0 +1,184 @@
+"""``robustbench-lite verify``: VNN-COMP style (NET.onnx PROP.vnnlib) or dataset robustness.
+
+``robustbench-lite verify NET.onnx PROP.vnnlib --timeout 60 [--out RESULT.txt]`` prints
+``sat``, ``unsat``, ``timeout`` or ``unknown`` on the first line (then the reason and time) and
+writes the VNN-COMP result file (the verdict, then ``((X_0 v) ... (Y_0 v) ...)`` for sat).
+``robustbench-lite verify --model zoo:digits-mlp --threat linf:0.01 --n 20`` verifies local
+robustness of dataset samples and prints the verified / falsified / unknown fractions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from typing import Any
+
+from robustbench_lite.cli._common import (
+    add_model_arguments,
+    load_model_from_args,
+    positive_int,
+)
+from robustbench_lite.core.errors import RobustbenchLiteError
+from robustbench_lite.core.verifier import DEFAULT_TIMEOUT_S
+
+NAME = "verify"
+HELP = (
+    "verify a VNNLIB property of an ONNX network, or robustness of dataset samples (smt verifier)"
+)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("network", nargs="?", help="an .onnx network (VNN-COMP mode, with PROPERTY)")
+    p.add_argument("property", nargs="?", help="a .vnnlib property (VNN-COMP mode)")
+    add_model_arguments(p, required=False)
+    p.add_argument("--threat", help="threat spec for dataset mode, e.g. linf:0.01")
+    p.add_argument("--data", default="digits", help="dataset name or npz:PATH (default: digits)")
+    p.add_argument(
+        "--n", type=positive_int, default=20, help="number of test samples (default: 20)"
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT_S,
+        help=f"seconds per property / sample (default: {DEFAULT_TIMEOUT_S:g})",
+    )
+    p.add_argument("--workers", type=positive_int, default=2, help="worker processes (default: 2)")
+    p.add_argument("--out", metavar="RESULT.txt", help="write the VNN-COMP result file here")
+    p.add_argument("--report", metavar="PATH", help="dataset mode: write the JSON report here")
+
+
+class _HardTimeout(Exception):
+    pass
+
+
+def _alarm(signum: int, frame: Any) -> None:
+    raise _HardTimeout()
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.timeout <= 0:
+        raise RobustbenchLiteError(f"--timeout {args.timeout}: must be > 0 seconds")
+    if args.network or args.property:
+        if not (args.network and args.property) or args.model:
+            raise RobustbenchLiteError("VNN-COMP mode takes NET.onnx PROP.vnnlib (and no --model)")
+        return _run_vnnlib(args)
+    if not args.model or not args.threat:
+        raise RobustbenchLiteError(
+            "give NET.onnx PROP.vnnlib, or --model SPEC --threat SPEC for dataset samples"
+        )
+    return _run_dataset(args)
+
+
+def _run_vnnlib(args: argparse.Namespace) -> int:
+    from robustbench_lite.core.errors import UnsupportedLayerError
+    from robustbench_lite.core.registry import create_verifier
+    from robustbench_lite.models.loading import load_model
+
+    start = time.monotonic()
+    verifier = create_verifier("smt", workers=args.workers)
+    prop = verifier.read_property(args.property)  # parse errors: exit 2 before any work
+    try:
+        model = load_model(args.network)
+    except UnsupportedLayerError as exc:
+        return _finish(args, "unknown", str(exc), start)
+    onnx_path = str(args.network) if str(args.network).lower().endswith(".onnx") else None
+    old = signal.signal(signal.SIGALRM, _alarm)
+    signal.setitimer(signal.ITIMER_REAL, args.timeout + 2.0)  # hard stop if a step overruns
+    try:
+        res = verifier.verify_property(model, prop, timeout_s=args.timeout, onnx_path=onnx_path)
+    except _HardTimeout:
+        return _finish(args, "timeout", "hard timeout", start)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    from robustbench_lite.core.types import Status
+
+    if res.status is Status.FALSIFIED:
+        return _finish(
+            args,
+            "sat",
+            "counterexample re-checked in float32" + (" and onnxruntime" if onnx_path else ""),
+            start,
+            res.x,
+            res.y,
+            res.stats,
+        )
+    if res.status is Status.VERIFIED:
+        return _finish(args, "unsat", "property holds", start, stats=res.stats)
+    verdict = "timeout" if res.reason == "timeout" else "unknown"
+    return _finish(args, verdict, res.reason, start, stats=res.stats)
+
+
+def result_text(verdict: str, x: Any = None, y: Any = None) -> str:
+    """VNN-COMP result file text: the verdict line, then the witness for ``sat``."""
+    if verdict != "sat" or x is None or y is None:
+        return verdict + "\n"
+    items = [f"(X_{i} {float(v)!r})" for i, v in enumerate(x)] + [
+        f"(Y_{i} {float(v)!r})" for i, v in enumerate(y)
+    ]
+    return "sat\n(" + "\n ".join(items) + ")\n"
+
+
+def _finish(
+    args: argparse.Namespace,
+    verdict: str,
+    reason: str,
+    start: float,
+    x: Any = None,
+    y: Any = None,
+    stats: dict[str, Any] | None = None,
+) -> int:
+    elapsed = time.monotonic() - start
+    print(verdict)
+    detail = ", ".join(f"{k}={v}" for k, v in (stats or {}).items() if k != "time_s")
+    print(f"{reason} ({elapsed:.2f} s{'; ' + detail if detail else ''})")
+    if args.out:
+        from robustbench_lite.core.io import write_atomic
+
+        write_atomic(args.out, result_text(verdict, x, y))
+    sys.stdout.flush()
+    return 0
+
+
+def _run_dataset(args: argparse.Namespace) -> int:
+    from robustbench_lite.core.io import write_atomic
+    from robustbench_lite.core.registry import create_verifier
+    from robustbench_lite.core.threat import ThreatModel
+    from robustbench_lite.datasets import load_data
+    from robustbench_lite.report.model import CheckResult, Report, environment
+    from robustbench_lite.report.values import result_values
+
+    threat = ThreatModel.parse(args.threat)
+    model = load_model_from_args(args)
+    x, y = load_data(args.data, split="test", n=args.n)
+    verifier = create_verifier("smt", workers=args.workers)
+    res = verifier.verify(model, x, y, threat, timeout_s=args.timeout)
+    values = result_values(res)
+    reasons = sorted({r for r in res.reasons.values()})
+    check = CheckResult(
+        id=f"smt-{threat.name}",
+        kind="verify",
+        component="smt",
+        threat=threat.name,
+        passed=True,
+        values=values,
+        elapsed_s=res.elapsed_s,
+        detail={
+            "n": len(y),
+            "data": args.data,
+            "timeout_s": args.timeout,
+            "unknown_reasons": reasons,
+        },
+    )
+    report = Report(suite="verify:smt", model=model.name, results=(check,), env=environment(seed=0))
+    print(report.to_table())
+    print(
+        f"verified {res.verified_fraction:.3f}  falsified {res.falsified_fraction:.3f}  "
+        f"unknown {values['unknown_fraction']:.3f}  of {len(y)} samples"
+        + (f"; unknown: {'; '.join(reasons)}" if reasons else "")
+    )
+    if args.report:
+        write_atomic(args.report, report.to_json())
+    return 0

@@ -1,0 +1,258 @@
+"""Report formats as a catalog: table, json, md and junit here, html in :mod:`.html`.
+
+A format is a name, the file suffixes that select it and a function ``Report -> str``. Third
+parties add formats through the ``robustbench_lite.report_formats`` entry-point group (a module
+that calls :func:`register_format` on import); the built-in html format comes the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from robustbench_lite.core.errors import RobustbenchLiteError
+from robustbench_lite.core.registry import Catalog
+
+if TYPE_CHECKING:
+    from robustbench_lite.report.model import CheckResult, Report
+
+MAIN_VALUES = ("clean_accuracy", "robust_accuracy", "success_rate", "verified_fraction", "flagged")
+
+
+@dataclass(frozen=True)
+class ReportFormat:
+    """One rendering of a report.
+
+    Args:
+        name: what ``--format`` takes, e.g. ``md``.
+        render: the report as text in this format.
+        suffixes: file suffixes (lower case, with the dot) that select it when no format is named.
+    """
+
+    name: str
+    render: Callable[[Report], str]
+    suffixes: tuple[str, ...] = ()
+
+
+FORMATS: Catalog[ReportFormat] = Catalog("report format", "robustbench_lite.report_formats")
+
+
+def register_format(fmt: ReportFormat) -> ReportFormat:
+    """Add ``fmt`` to :data:`FORMATS` (called by each format's module on import)."""
+    return FORMATS.add(fmt.name, fmt)
+
+
+def format_names() -> list[str]:
+    """Every registered format name, for ``--format`` choices and messages."""
+    return FORMATS.names()
+
+
+def format_for(path: str | Path | None, fmt: str | None) -> str:
+    """The format to write: ``fmt`` if given, else from the file suffix, else JSON (table on stdout)."""
+    if fmt:
+        if fmt not in FORMATS:
+            raise RobustbenchLiteError(
+                f"unknown report format {fmt!r}; choose one of {', '.join(format_names())}"
+            )
+        return fmt
+    if not path:
+        return "table"
+    suffix = Path(path).suffix.lower()
+    return next((name for name in format_names() if suffix in FORMATS.get(name).suffixes), "json")
+
+
+def render(report: Report, fmt: str) -> str:
+    """``report`` in format ``fmt`` (a name in :data:`FORMATS`)."""
+    if fmt not in FORMATS:
+        raise RobustbenchLiteError(
+            f"unknown report format {fmt!r}; choose one of {', '.join(format_names())}"
+        )
+    return FORMATS.get(fmt).render(report)
+
+
+def format_seconds(seconds: float) -> str:
+    """Wall time for tables: two decimals under 10 s (a fast check is not shown as 0.0)."""
+    return f"{seconds:.2f}" if seconds < 10 else f"{seconds:.1f}"
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else f"{value:.4f}"
+    return str(value)
+
+
+def to_table(report: Report) -> str:
+    """A plain-text table: one row per check with its main values."""
+    header = ("check", "kind", "threat", "clean_acc", "robust_acc", "time_s", "result")
+    rows = [header]
+    for r in report.results:
+        rows.append(
+            (
+                r.id,
+                r.kind,
+                r.threat or "-",
+                _fmt(r.values.get("clean_accuracy")),
+                _fmt(r.values.get("robust_accuracy")),
+                format_seconds(r.elapsed_s),
+                "PASS" if r.passed else "FAIL",
+            )
+        )
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(header))]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _table_with_alerts(report: Report) -> str:
+    return "\n".join([to_table(report), *detection_messages(report)])
+
+
+def to_json(report: Report) -> str:
+    """Pretty JSON following the report schema (NaN written as null)."""
+    return json.dumps(report.to_dict(), indent=2, sort_keys=False)
+
+
+def value_text(value: Any) -> str:
+    """A metric for humans: 4 decimals for floats, ``-`` for missing."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else f"{value:.4f}"
+    return str(value)
+
+
+def soundness_messages(report: Report) -> list[str]:
+    """The loud lines: one per verify check that VERIFIED a sample an attack broke."""
+    return [f"{r.id}: {r.detail['soundness']}" for r in report.results if r.detail.get("soundness")]
+
+
+def detection_messages(report: Report) -> list[str]:
+    """One line per flagged check (a detector's verdict): its score and the trigger phrases it
+    recovered. Sections follow the values a result carries, not its kind's name."""
+    lines = []
+    for r in report.results:
+        if r.values.get("flagged") is not True:
+            continue
+        triggers = list(r.detail.get("evidence", {}).get("triggers", []))
+        shown = ", ".join(repr(str(t)) for t in triggers[:10]) + (
+            f" (+{len(triggers) - 10} more)" if len(triggers) > 10 else ""
+        )
+        lines.append(
+            f"{r.id}: {r.component} flagged the model (score {value_text(r.values.get('score'))})"
+            + (f"; recovered triggers: {shown}" if triggers else "")
+        )
+    return lines
+
+
+def to_markdown(report: Report) -> str:
+    """A GitHub-flavoured Markdown summary: verdict, soundness alerts, and a table of checks."""
+    verdict = "PASSED" if report.passed else "FAILED"
+    lines = [
+        f"# Robustness report: {report.suite}",
+        "",
+        f"Model `{report.model}`: **{verdict}** "
+        f"({sum(r.passed for r in report.results)}/{len(report.results)} checks passed)",
+        "",
+    ]
+    for msg in soundness_messages(report):
+        lines += [f"> **{msg}**", ""]
+    header = ["check", "kind", "component", "threat", *MAIN_VALUES, "expect", "time (s)", "result"]
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in report.results:
+        cells = [
+            r.id,
+            r.kind,
+            r.component or "-",
+            r.threat or "-",
+            *(value_text(r.values.get(k)) for k in MAIN_VALUES),
+            "; ".join(r.expect) or "-",
+            format_seconds(r.elapsed_s),
+            "pass" if r.passed else "**FAIL**",
+        ]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    failures = [(r.id, f) for r in report.results for f in r.detail.get("failed", [])]
+    if failures:
+        lines += ["", "## Failed expectations", ""] + [f"- `{cid}`: {f}" for cid, f in failures]
+    detections = detection_messages(report)
+    if detections:
+        lines += ["", "## Detections", ""] + [f"- {m}" for m in detections]
+    env = report.env
+    lines += [
+        "",
+        f"seed {env.get('seed', '-')}, robustbench_lite {env.get('robustbench_lite', '-')}, "
+        f"torch {env.get('torch', '-')}, executor {env.get('executor', '-')}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def to_junit(report: Report) -> str:
+    """JUnit XML: one testsuite, one testcase per check; failed expectations are failures."""
+    suite = ET.Element(
+        "testsuite",
+        {
+            "name": f"robustbench_lite.{report.suite}",
+            "tests": str(len(report.results)),
+            "failures": str(sum(not r.passed for r in report.results)),
+            "errors": "0",
+            "time": f"{sum(r.elapsed_s for r in report.results):.3f}",
+        },
+    )
+    props = ET.SubElement(suite, "properties")
+    for key in ("seed", "robustbench_lite", "torch", "executor"):
+        if key in report.env:
+            ET.SubElement(props, "property", {"name": key, "value": str(report.env[key])})
+    ET.SubElement(props, "property", {"name": "model", "value": report.model})
+    for r in report.results:
+        case = ET.SubElement(
+            suite,
+            "testcase",
+            {"classname": f"{report.suite}.{r.kind}", "name": r.id, "time": f"{r.elapsed_s:.3f}"},
+        )
+        ET.SubElement(case, "system-out").text = _values_line(r)
+        if not r.passed:
+            reasons = list(r.detail.get("failed", [])) + (
+                [r.detail["soundness"]] if r.detail.get("soundness") else []
+            )
+            text = "; ".join(reasons) or "expectation failed"
+            ET.SubElement(
+                case, "failure", {"message": text, "type": "ExpectationFailed"}
+            ).text = text
+    ET.indent(suite)
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"
+    )
+
+
+def _values_line(r: CheckResult) -> str:
+    return ", ".join(f"{k}={value_text(v)}" for k, v in r.values.items())
+
+
+def comparable(report: Report) -> dict[str, Any]:
+    """The report without what legitimately varies between runs (timings, environment).
+
+    Two runs of one suite on one model with one seed give equal ``comparable`` dicts, whatever
+    the executor and however often the run was interrupted and resumed.
+    """
+    doc = report.to_dict()
+    doc.pop("env", None)
+    for check in doc["checks"]:
+        check.pop("elapsed_s", None)
+        check.get("detail", {}).pop("timing", None)
+        for cell in check.get("detail", {}).get("cells", []):
+            cell.pop("elapsed_s", None)
+    return doc
+
+
+register_format(ReportFormat("table", _table_with_alerts, (".txt",)))
+register_format(ReportFormat("json", to_json, (".json",)))
+register_format(ReportFormat("md", to_markdown, (".md", ".markdown")))
+register_format(ReportFormat("junit", to_junit, (".xml",)))

@@ -1,0 +1,162 @@
+"""Report and CheckResult: the JSON contract ``robustbench_lite.report/1``; renderings live in
+:mod:`robustbench_lite.report.formats`."""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import platform
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+SCHEMA = "robustbench_lite.report/1"
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The outcome of one check.
+
+    Args:
+        id: the check's id in its suite.
+        kind: ``clean``, ``attack``, ``verify`` or ``detect``.
+        component: registry name of the attack/verifier/detector (None for clean checks).
+        threat: the threat's name, if any.
+        passed: every expectation held.
+        values: metrics, e.g. ``{"clean_accuracy": 0.98, "robust_accuracy": 0.61}``.
+        expect: the expectations as text, e.g. ``("robust_accuracy >= 0.4",)``.
+        elapsed_s: wall time of the check in seconds.
+        detail: anything else worth keeping (per-cell detail, triggers, counterexamples).
+    """
+
+    id: str
+    kind: str
+    component: str | None
+    threat: str | None
+    passed: bool
+    values: Mapping[str, Any]
+    expect: tuple[str, ...] = ()
+    elapsed_s: float = 0.0
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The check as a JSON-ready dict."""
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "component": self.component,
+            "threat": self.threat,
+            "passed": self.passed,
+            "values": {k: jsonable(v) for k, v in self.values.items()},
+            "expect": list(self.expect),
+            "elapsed_s": round(self.elapsed_s, 4),
+            "detail": {k: jsonable(v) for k, v in self.detail.items()},
+        }
+
+
+@dataclass(frozen=True)
+class Report:
+    """All check results of one run, plus the environment that produced them."""
+
+    suite: str
+    model: str
+    results: tuple[CheckResult, ...]
+    env: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        """True when every check passed."""
+        return all(r.passed for r in self.results)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as a JSON-ready dict following :data:`SCHEMA`."""
+        return {
+            "schema": SCHEMA,
+            "suite": self.suite,
+            "model": self.model,
+            "passed": self.passed,
+            "checks": [r.to_dict() for r in self.results],
+            "env": dict(self.env),
+        }
+
+    def to_json(self) -> str:
+        """Pretty JSON (NaN written as null)."""
+        return self.render("json")
+
+    def to_markdown(self) -> str:
+        """A Markdown summary (see :mod:`robustbench_lite.report.formats`)."""
+        return self.render("md")
+
+    def to_junit(self) -> str:
+        """JUnit XML, one testcase per check (see :mod:`robustbench_lite.report.formats`)."""
+        return self.render("junit")
+
+    def to_html(self) -> str:
+        """One self-contained HTML page with figures (see :mod:`robustbench_lite.report.html`)."""
+        return self.render("html")
+
+    def to_table(self) -> str:
+        """A plain-text table: one row per check with its main values."""
+        from robustbench_lite.report.formats import to_table
+
+        return to_table(self)
+
+    def render(self, fmt: str) -> str:
+        """This report in the registered format ``fmt`` (table, json, md, junit, html, ...)."""
+        from robustbench_lite.report.formats import render
+
+        return render(self, fmt)
+
+
+def environment(**extra: Any) -> dict[str, Any]:
+    """Versions and machine facts recorded with every report."""
+    import numpy
+    import torch
+
+    from robustbench_lite.core.version import __version__
+
+    return {
+        "robustbench_lite": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "platform": platform.platform(),
+        "threads": torch.get_num_threads(),
+        **({"git_sha": sha} if (sha := _git_sha(os.getcwd())) else {}),
+        **extra,
+    }
+
+
+@functools.lru_cache(maxsize=8)
+def _git_sha(cwd: str) -> str | None:
+    """HEAD of the git checkout at ``cwd`` (the user's project), or None outside one; asked once
+    per folder and process, since every report of a run records it."""
+    import subprocess
+
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+    except (OSError, subprocess.SubprocessError):  # no git binary, or it hung
+        return None
+    sha = out.stdout.strip()
+    return sha if out.returncode == 0 and sha else None
+
+
+def jsonable(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if hasattr(value, "tolist"):
+        return jsonable(value.tolist())
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)

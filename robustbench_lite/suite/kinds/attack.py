@@ -1,0 +1,135 @@
+"""The attack check: robust accuracy under a threat (``attack: pgd``, ``threat: linf-8``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+import torch
+
+from robustbench_lite.core.model import Model
+from robustbench_lite.core.registry import ATTACKS, Registry, create_attack
+from robustbench_lite.report.model import jsonable
+from robustbench_lite.report.values import attack_values, numeric
+from robustbench_lite.suite.cells import Cell, CellContext, cell_seed
+from robustbench_lite.suite.kinds.base import CellPayload, CheckKind, flat, register_kind
+from robustbench_lite.suite.model_spec import Check
+
+#: Clean/adversarial example pairs kept per attack check (first shard only), for reports.
+EXAMPLES = 8
+#: Largest sample (in values) whose examples are kept in the report.
+EXAMPLE_MAX_VALUES = 4096
+
+
+@register_kind
+class AttackKind(CheckKind):
+    """An attack under a threat; success is re-checked by the Attack base class."""
+
+    name = "attack"
+    position = 1
+    component_key = "attack"
+    takes_threat = True
+    reports_breaks = True
+    metrics = ("clean_accuracy", "robust_accuracy", "success_rate", "queries")
+    example_expect = 'robust_accuracy: ">= 0.4"'
+
+    def components(self) -> Registry[Any]:
+        return ATTACKS
+
+    def quick(self, check: Check) -> Check:
+        if check.component is None:
+            return check
+        quick = ATTACKS.get(check.component).quick_params
+        return replace(check, params=tuple({**check.param_dict, **quick}.items()))
+
+    def run_cell(
+        self,
+        ctx: CellContext,
+        check: Check,
+        cell: Cell,
+        model: Model,
+        x: torch.Tensor,
+        y: torch.Tensor,
+    ) -> dict[str, Any]:
+        assert check.component is not None and check.threat is not None
+        attack = create_attack(check.component, **check.param_dict)
+        gen = torch.Generator().manual_seed(cell_seed(ctx.seed, check.id, cell.shard))
+        r = attack(model, x.to(model.device), y.to(model.device), check.threat, generator=gen)
+        metrics = numeric(r.metrics)
+        out: dict[str, Any] = {
+            "clean_correct": r.clean_correct.tolist(),
+            "success": r.success.tolist(),
+            "adv_pred": r.adv_pred.tolist() if r.adv_pred is not None else None,
+            "queries": r.queries,
+            "metrics": metrics,
+            "other_metrics": {k: jsonable(v) for k, v in r.metrics.items() if k not in metrics},
+        }
+        if (
+            cell.shard == 0
+            and isinstance(r.x_adv, torch.Tensor)
+            and x[0].numel() <= EXAMPLE_MAX_VALUES
+        ):
+            k = min(EXAMPLES, len(y))
+            out["examples"] = {
+                "shape": list(x.shape[1:]),
+                "y": y[:k].tolist(),
+                "x": _rounded(x[:k]),
+                "x_adv": _rounded(r.x_adv[:k].cpu()),
+                "adv_pred": r.adv_pred[:k].tolist() if r.adv_pred is not None else None,
+                "success": r.success[:k].tolist(),
+            }
+        return out
+
+    def cell_values(self, payload: Mapping[str, Any]) -> dict[str, Any]:
+        values = attack_values(payload["clean_correct"], payload["success"])
+        return {k: values[k] for k in ("clean_accuracy", "robust_accuracy")}
+
+    def merge(self, cells: Sequence[CellPayload]) -> tuple[dict[str, Any], dict[str, Any]]:
+        ok = flat(cells, "success")
+        sizes = [c.stop - c.start for c, _ in cells]
+        per_cell = [p.get("queries") for _, p in cells]
+        queries = None
+        if all(q is not None for q in per_cell):
+            queries = sum(float(q or 0) * s for q, s in zip(per_cell, sizes)) / sum(sizes)
+        metrics: dict[str, Any] = {}
+        extra: dict[str, Any] = {"success": [bool(s) for s in ok]}
+        for key in sorted({k for _, p in cells for k in p.get("metrics", {})}):
+            pairs = [
+                (p["metrics"][key], s)
+                for (_, p), s in zip(cells, sizes)
+                if key in p.get("metrics", {})
+            ]
+            if is_timing(key):  # wall times vary run to run: detail, not values
+                extra.setdefault("timing", {})[key] = merge_metric(key, pairs)
+            else:
+                metrics[key] = merge_metric(key, pairs)
+        values = attack_values(flat(cells, "clean_correct"), ok, queries=queries, metrics=metrics)
+        for _, p in cells:
+            if "examples" in p:
+                extra["examples"] = p["examples"]
+        others = [p["other_metrics"] for _, p in cells if p.get("other_metrics")]
+        if others:
+            extra["metrics_per_cell"] = others
+        return values, extra
+
+
+def is_timing(key: str) -> bool:
+    """Metric names that are wall times (``seconds_*``, ``*_s``, ``*elapsed*``)."""
+    return key.startswith("seconds") or key.endswith("_s") or "elapsed" in key
+
+
+def merge_metric(key: str, pairs: list[tuple[Any, int]]) -> Any:
+    """One attack metric over cells, from ``(value, cell size)`` pairs: flags -> any, counts and
+    ``seconds*`` -> sum, else the mean weighted by cell size (fractions such as
+    ``loss_not_increased``)."""
+    vals = [v for v, _ in pairs]
+    if all(isinstance(v, bool) for v in vals):
+        return any(vals)
+    if key.startswith("seconds") or all(isinstance(v, int) for v in vals):
+        return sum(vals)
+    return sum(float(v) * s for v, s in pairs) / sum(s for _, s in pairs)
+
+
+def _rounded(t: torch.Tensor) -> list[Any]:
+    return torch.round(t.detach().float() * 10000).div(10000).tolist()
