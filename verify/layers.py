@@ -1,30 +1,25 @@
-"""A network as a chain of layers: per-type lowering to two primitives, Affine and ReLU.
+"""A network as a chain of two primitives, Affine and ReLU, on flat float64 vectors.
 
-Each supported torch layer type is registered with ``@encodes(nn.Linear)`` and lowered to
-primitives; each primitive has exactly one bound function (``verify/bounds.py``) and one z3
-encoder (``verify/encoders.py``). Linear, Conv2d, BatchNorm, AvgPool, Flatten/Reshape and
-constant Add/Sub/Mul/Div are all affine maps of the flattened input, so they lower to one
-``Affine`` (the matrix is read off the layer itself in float64 by pushing the unit basis
-through it); consecutive affine maps are folded. The verified network is therefore
-``A_0, ReLU, A_1, ReLU, ..., A_L`` on flat vectors.
+``lower_model`` traces the model and lowers every node exactly (``verify/trace.py``: affine
+ops fold into matrices, residual branches pass through ReLU layers exactly); each primitive
+has exactly one bound function (``verify/bounds.py``) and one z3 encoder
+(``verify/encoders.py``). The verified network is ``A_0, ReLU, A_1, ReLU, ..., A_L``.
 
-An unsupported layer raises :class:`UnsupportedLayerError` naming the layer and its type; the
-verifier turns it into UNKNOWN.
+Anything without an exact lowering raises :class:`UnsupportedLayerError`
+(``unsupported: <op> (<why>) at <node>``).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-import torch
-from torch import nn
 
 from robustbench_lite.core.errors import UnsupportedLayerError
 from robustbench_lite.core.model import Model
-from robustbench_lite.models.onnx_import import ConstOp, Reshape
+
+from .trace import Expr, lower_graph, trace
 
 
 @dataclass(frozen=True)
@@ -44,107 +39,6 @@ class Relu:
 
 
 Primitive = Affine | Relu
-Lowering = Callable[[nn.Module, str, tuple[int, ...]], tuple[list[Primitive], tuple[int, ...]]]
-_LOWERINGS: dict[type, Lowering] = {}
-
-
-def encodes(*types: type) -> Callable[[Lowering], Lowering]:
-    """Register the lowering of the given torch layer types (``@encodes(nn.Linear)``)."""
-
-    def deco(fn: Lowering) -> Lowering:
-        for t in types:
-            _LOWERINGS[t] = fn
-        return fn
-
-    return deco
-
-
-def affine_of(module: nn.Module, in_shape: tuple[int, ...]) -> tuple[Affine, tuple[int, ...]]:
-    """Read the exact affine map of a linear ``module`` in float64 (basis images)."""
-    n = math.prod(in_shape)
-    mod = _double_copy(module)
-    with torch.no_grad():
-        zero = mod(torch.zeros((1,) + in_shape, dtype=torch.float64))
-        out_shape = tuple(zero.shape[1:])
-        b = zero.reshape(-1).numpy().copy()
-        cols = []
-        for start in range(0, n, 1024):
-            eye = torch.eye(n, dtype=torch.float64)[start : start + 1024].reshape((-1,) + in_shape)
-            cols.append((mod(eye).reshape(eye.shape[0], -1) - zero.reshape(1, -1)).numpy())
-    W = np.concatenate(cols, axis=0).T.copy()
-    return Affine(W, b), out_shape
-
-
-def _double_copy(module: nn.Module) -> nn.Module:
-    import copy
-
-    mod = copy.deepcopy(module).double()
-    mod.eval()
-    return mod
-
-
-@encodes(
-    nn.Linear,
-    nn.Conv2d,
-    nn.Conv1d,
-    nn.BatchNorm1d,
-    nn.BatchNorm2d,
-    nn.AvgPool2d,
-    nn.AvgPool1d,
-    ConstOp,
-)
-def _lower_affine(
-    module: nn.Module, name: str, in_shape: tuple[int, ...]
-) -> tuple[list[Primitive], tuple[int, ...]]:
-    aff, out_shape = affine_of(module, in_shape)
-    return [Affine(aff.W, aff.b, name)], out_shape
-
-
-@encodes(nn.Flatten, Reshape, nn.Identity, nn.Dropout, nn.Unflatten)
-def _lower_reshape(
-    module: nn.Module, name: str, in_shape: tuple[int, ...]
-) -> tuple[list[Primitive], tuple[int, ...]]:
-    with torch.no_grad():
-        out_shape = tuple(module(torch.zeros((1,) + in_shape)).shape[1:])
-    return [], out_shape  # a reshape of the flat vector is the identity
-
-
-@encodes(nn.ReLU)
-def _lower_relu(
-    module: nn.Module, name: str, in_shape: tuple[int, ...]
-) -> tuple[list[Primitive], tuple[int, ...]]:
-    return [Relu(name)], in_shape
-
-
-@encodes(nn.Sequential)
-def _lower_sequential(
-    module: nn.Module, name: str, in_shape: tuple[int, ...]
-) -> tuple[list[Primitive], tuple[int, ...]]:
-    prims: list[Primitive] = []
-    shape = in_shape
-    for child_name, child in module.named_children():
-        sub, shape = lower_module(child, f"{name}.{child_name}" if name else child_name, shape)
-        prims.extend(sub)
-    return prims, shape
-
-
-def lower_module(
-    module: nn.Module, name: str, in_shape: tuple[int, ...]
-) -> tuple[list[Primitive], tuple[int, ...]]:
-    """Lower one module (recursively for containers) to primitives; unknown types raise."""
-    for cls in type(module).__mro__:
-        if cls in _LOWERINGS:
-            if (
-                cls is nn.Sequential
-                and type(module) is not nn.Sequential
-                and type(module).forward is not nn.Sequential.forward
-            ):
-                break  # a Sequential subclass with its own forward is not a plain chain
-            return _LOWERINGS[cls](module, name, in_shape)
-    raise UnsupportedLayerError(
-        f"layer {name or '<root>'!r} of type {type(module).__name__} is not supported by the verifier; "
-        f"supported: {', '.join(sorted(t.__name__ for t in _LOWERINGS))}"
-    )
 
 
 @dataclass(frozen=True)
@@ -214,33 +108,24 @@ def chain_to_network(prims: list[Primitive], input_shape: tuple[int, ...]) -> Ne
 
 
 def lower_model(model: Model) -> Network:
-    """The :class:`Network` computed by ``model`` on its input space (normalisation included)."""
+    """The :class:`Network` computed by ``model`` on its input space (normalisation included).
+
+    The network is traced and lowered exactly (``verify/trace.py``); anything that cannot be
+    lowered exactly raises :class:`UnsupportedLayerError` naming the op and the node.
+    """
     if model.input_shape is None:
         raise UnsupportedLayerError(f"{model.name}: the verifier needs model.input_shape to be set")
     shape = tuple(model.input_shape)
-    prims: list[Primitive] = []
+    n = math.prod(shape)
+    start = Expr(np.eye(n), np.zeros(n), shape)
     if model.mean is not None and model.std is not None:
-        c = shape[0]
-        mean = torch.tensor(model.mean, dtype=torch.float64).reshape(
-            (1, c) + (1,) * (len(shape) - 1)
-        )
-        std = torch.tensor(model.std, dtype=torch.float64).reshape((1, c) + (1,) * (len(shape) - 1))
-        norm = _Normalize(mean, std)
-        aff, _ = affine_of(norm, shape)
-        prims.append(Affine(aff.W, aff.b, "normalize"))
-    sub, _ = lower_module(model.net, "", shape)
-    prims.extend(sub)
+        view = (len(model.mean),) + (1,) * (len(shape) - 1)
+        mean = np.broadcast_to(np.asarray(model.mean, dtype=np.float64).reshape(view), shape)
+        std = np.broadcast_to(np.asarray(model.std, dtype=np.float64).reshape(view), shape)
+        start = Expr(np.diag(1.0 / std.reshape(-1)), -(mean / std).reshape(-1), shape)
+    layers, out = lower_graph(trace(model.net), start)
+    prims: list[Primitive] = []
+    for W, b, name in layers:
+        prims += [Affine(W, b, name), Relu(name)]
+    prims.append(Affine(out.M, out.c, "output"))
     return chain_to_network(prims, shape)
-
-
-class _Normalize(nn.Module):
-    mean: torch.Tensor  # buffers, registered in __init__
-    std: torch.Tensor
-
-    def __init__(self, mean: torch.Tensor, std: torch.Tensor) -> None:
-        super().__init__()
-        self.register_buffer("mean", mean)
-        self.register_buffer("std", std)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.mean) / self.std

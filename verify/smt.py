@@ -1,7 +1,8 @@
 """The ``smt`` verifier: falsify, bound, branch, and hand z3 only the leaves that remain.
 
 Pipeline per property (see DESIGN.md "The verifier, in one picture"):
-lower the network to ``Affine/ReLU`` (an unsupported layer gives UNKNOWN naming it) ->
+lower the network exactly to ``Affine/ReLU`` (anything else raises UnsupportedLayerError,
+``unsupported: <op> (<why>) at <node>``: bad input, never a verdict) ->
 falsify (samples + PGD inside the box) -> CROWN bounds -> input splitting when the input has at
 most ``input_split_max_dim`` dimensions (a portfolio of two branching rules, see portfolio.py,
 each in its own process when the case does not close within ``serial_s``), else ReLU
@@ -23,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from robustbench_lite.core.errors import RobustbenchLiteError, UnsupportedLayerError
+from robustbench_lite.core.errors import RobustbenchLiteError
 from robustbench_lite.core.model import Model
 from robustbench_lite.core.registry import register_verifier
 from robustbench_lite.core.threat import ThreatModel
@@ -133,14 +134,7 @@ class SmtVerifier(Verifier):
         n = int(x.shape[0])
         # The verifier works in numpy/z3 on the CPU; a model or data on an accelerator comes along.
         model, x, y = model.to("cpu"), x.detach().cpu(), y.cpu()
-        try:
-            net = lower_model(model)
-        except UnsupportedLayerError as exc:
-            return VerificationResult(
-                (Status.UNKNOWN,) * n,
-                reasons={i: str(exc) for i in range(n)},
-                elapsed_s=time.monotonic() - start,
-            )
+        net = lower_model(model)  # a network it cannot lower exactly is refused: bad input
         if threat.goal is Goal.TARGETED:
             raise RobustbenchLiteError(
                 f"threat {threat.name}: pass targets through verify_property; "
@@ -197,9 +191,12 @@ class SmtVerifier(Verifier):
         )
 
     # ------------------------------------------------------------------ one property
-    def read_property(self, path: str | Path) -> Property:
-        """A VNNLIB file as a Property (parse errors name the file and line)."""
-        return read_vnnlib(path)
+    def read_property(
+        self, path: str | Path, *, n_inputs: int | None = None, n_outputs: int | None = None
+    ) -> Property:
+        """A VNNLIB file as a Property (parse errors name the file and line); ``n_inputs`` /
+        ``n_outputs`` (the network's sizes) bound the variable indices."""
+        return read_vnnlib(path, n_inputs=n_inputs, n_outputs=n_outputs)
 
     def verify_property(
         self,
@@ -214,10 +211,7 @@ class SmtVerifier(Verifier):
         """Decide one property (VNNLIB semantics: FALSIFIED = a counterexample exists)."""
         start = time.monotonic()
         deadline = start + timeout_s
-        try:
-            net = net if net is not None else lower_model(model)
-        except UnsupportedLayerError as exc:
-            return PropertyResult(Status.UNKNOWN, reason=str(exc))
+        net = net if net is not None else lower_model(model)  # refuses what it cannot lower
         if (net.n_inputs, net.n_outputs) != (prop.n_inputs, prop.n_outputs):
             raise RobustbenchLiteError(
                 f"the property has {prop.n_inputs} inputs and {prop.n_outputs} outputs but {model.name} has "

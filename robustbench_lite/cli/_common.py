@@ -63,19 +63,33 @@ def positive_int(text: str) -> int:
     return value
 
 
-def check_report_path(path: str | None) -> None:
-    """Fail before any work when ``--report PATH`` cannot be written (a folder, or under a file)."""
-    from pathlib import Path
+def check_report_path(path: str | None, *, what: str | None = None) -> None:
+    """Fail before any work when ``--report PATH`` cannot be written: a device, FIFO, folder,
+    dangling symlink, a path under a file, or a folder we may not write in (exit 2).
 
+    ``what`` names the path in the message (default ``--report PATH``).
+    """
     if path is None:
         return
-    target = Path(path)
-    if target.is_dir():
-        raise RobustbenchLiteError(
-            f"--report {path}: is a folder; pass a file path such as {path}/report.json"
-        )
-    parent = next((p for p in target.parents if p.exists()), None)
-    if parent is not None and not parent.is_dir():
-        raise RobustbenchLiteError(
-            f"--report {path}: {parent} is a file, not a folder; pick another path"
-        )
+    from robustbench_lite.core.io import check_output_path
+
+    check_output_path(path, what=what or f"--report {path}")
+
+
+def store_path(args: argparse.Namespace) -> str | None:
+    """The results store of ``run``/``evaluate``: ``--db``, else beside ``--report``, else the
+    cache; None with ``--no-db``."""
+    if args.no_db:
+        return None
+    from robustbench_lite.suite.store import default_db_path
+
+    return str(args.db or default_db_path(args.report))
+
+
+def check_run_outputs(args: argparse.Namespace) -> None:
+    """``run``/``evaluate``: the report and the results store can be written (before any work)."""
+    check_report_path(args.report)
+    db = store_path(args)
+    if db is not None:
+        what = f"--db {db}" if args.db else f"results store {db} (set --db PATH, or --no-db)"
+        check_report_path(db, what=what)

@@ -65,5 +65,13 @@ def run(args: argparse.Namespace) -> int:
     )
     print(report.to_table())
     if args.report:
-        write_atomic(args.report, report.to_json())
+        try:
+            write_atomic(args.report, report.to_json())
+        except OSError as exc:  # after the work: the table above holds the results
+            from robustbench_lite.core.errors import OutputPathError
+
+            raise OutputPathError(
+                f"--report {args.report}: the report could not be written ({exc}); the results "
+                "are in the table printed on stdout"
+            ) from None
     return 0

@@ -32,10 +32,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
+    from robustbench_lite.cli._common import check_run_outputs
     from robustbench_lite.cli.run import run_and_report
     from robustbench_lite.core.threat import ThreatModel
     from robustbench_lite.models.loading import load_model
 
+    check_run_outputs(args)  # a report or store path that cannot be written fails before work
     threats = tuple(
         ThreatModel.parse(t).spec() for t in args.threat or []
     )  # validate before loading

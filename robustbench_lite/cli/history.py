@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+from typing import Any
+
+from robustbench_lite.cli._common import positive_int
+from robustbench_lite.report.formats import plain
 
 NAME = "history"
 HELP = "list past runs of suites (optionally of one model) from the results store"
@@ -16,7 +20,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--db", metavar="PATH", help="results store (default: the cache's results.sqlite)"
     )
-    p.add_argument("--limit", type=int, default=20, help="newest N runs (default 20)")
+    p.add_argument("--limit", type=positive_int, default=20, help="newest N runs (default 20)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -26,7 +30,8 @@ def run(args: argparse.Namespace) -> int:
     path = args.db or default_db_path(None)
     from pathlib import Path
 
-    if not Path(path).expanduser().is_file():
+    file = Path(path).expanduser()
+    if not file.is_file() or file.stat().st_size == 0:  # history reads; it never creates one
         raise RobustbenchLiteError(
             f"no results store at {path}; run a suite first or pass --db PATH"
         )
@@ -68,8 +73,9 @@ def run(args: argparse.Namespace) -> int:
                 _summary(r.report),
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for i, row in enumerate(rows):
+    cells = [[plain(c) for c in row] for row in rows]  # no terminal escapes from names
+    widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
+    for i, row in enumerate(cells):
         print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
         if i == 0:
             print("  ".join("-" * w for w in widths))
@@ -77,10 +83,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _summary(report_json: str) -> str:
-    checks = json.loads(report_json).get("checks", [])
+    """The main value of each check of a stored report (the store checked it is a JSON object;
+    anything else in it is skipped, never a crash)."""
+    doc = json.loads(report_json)
+    checks = doc.get("checks") if isinstance(doc, dict) else None
     parts = []
-    for c in checks:
-        v = c.get("values", {})
+    for c in checks if isinstance(checks, list) else []:
+        v: Any = c.get("values") if isinstance(c, dict) else None
+        if not isinstance(v, dict):
+            continue
         key = next(
             (
                 k
@@ -90,7 +101,7 @@ def _summary(report_json: str) -> str:
             None,
         )
         if key is not None and v[key] is not None:
-            parts.append(
-                f"{c['id']}={v[key]:.3f}" if isinstance(v[key], float) else f"{c['id']}={v[key]}"
-            )
+            value = v[key]
+            shown = f"{value:.3f}" if isinstance(value, float) else str(value)[:20]
+            parts.append(f"{str(c.get('id'))[:60]}={shown}")
     return " ".join(parts)

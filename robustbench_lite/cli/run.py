@@ -59,16 +59,23 @@ def add_suite_run_arguments(p: argparse.ArgumentParser, *, model_required: bool 
 
 
 def run(args: argparse.Namespace) -> int:
-    from robustbench_lite.cli._common import load_model_from_args
+    from robustbench_lite.cli._common import check_run_outputs, load_model_from_args
 
+    check_run_outputs(args)  # a report or store path that cannot be written fails before work
     model = load_model_from_args(args) if args.model else None
     return run_and_report(args, args.suite, model)
 
 
 def run_and_report(args: argparse.Namespace, suite: str, model: Any) -> int:
-    """Validate every option, run the suite, write/print the report; the exit code."""
+    """Validate every option, run the suite, write/print the report; the exit code.
+
+    The caller has checked the report and store paths (``check_run_outputs``) before loading
+    the model.
+    """
+    from robustbench_lite.cli._common import store_path
     from robustbench_lite.core.io import write_atomic
     from robustbench_lite.report.compare import (
+        baseline_metrics,
         change_table,
         changes,
         load_baseline,
@@ -78,17 +85,17 @@ def run_and_report(args: argparse.Namespace, suite: str, model: Any) -> int:
     from robustbench_lite.report.formats import format_for, render, soundness_messages
     from robustbench_lite.suite.runner import run_suite
     from robustbench_lite.suite.schema import load_suite
-    from robustbench_lite.suite.store import default_db_path
 
     fmt = format_for(args.report, args.format)
     baseline = load_baseline(args.compare) if args.compare else None
-    thresholds = parse_fail_spec(args.compare_fail) if args.compare_fail else {}
+    known = baseline_metrics(baseline) if baseline is not None else ()
+    thresholds = parse_fail_spec(args.compare_fail, known=known) if args.compare_fail else {}
     if thresholds and baseline is None:
         from robustbench_lite.core.errors import RobustbenchLiteError
 
         raise RobustbenchLiteError("--compare-fail needs --compare BASELINE.json")
     loaded = load_suite(suite)  # validate before any model or data work
-    db = None if args.no_db else (args.db or default_db_path(args.report))
+    db = store_path(args)
     report = run_suite(
         loaded,
         model,
@@ -103,9 +110,14 @@ def run_and_report(args: argparse.Namespace, suite: str, model: Any) -> int:
         db=db,
         fresh=args.fresh,
         progress=not args.quiet,
+        trust_checkpoint=bool(getattr(args, "trust_checkpoint", False)),
     )
     if args.report:
-        write_atomic(args.report, render(report, fmt))
+        try:
+            write_atomic(args.report, render(report, fmt))
+        except OSError as exc:  # the work is done: keep its results and say where they are
+            print(render(report, "table"))
+            raise _report_not_written(args.report, exc, db) from None
         if not args.quiet:
             print(render(report, "table"))
     elif not args.quiet:
@@ -130,3 +142,17 @@ def run_and_report(args: argparse.Namespace, suite: str, model: Any) -> int:
             file=sys.stderr,
         )
     return code
+
+
+def _report_not_written(path: str, exc: OSError, db: str | None) -> Exception:
+    """The one-line error when the report cannot be written after the run (exit 2)."""
+    from robustbench_lite.core.errors import OutputPathError
+
+    why = str(exc) if isinstance(exc, OutputPathError) else (exc.strerror or type(exc).__name__)
+    kept = (
+        f"the results are kept in the results store {db}; rerun the same command with a "
+        "writable --report to write the report without redoing the work"
+        if db is not None
+        else "the results are in the table printed on stdout (no results store: --no-db)"
+    )
+    return OutputPathError(f"--report {path}: the report could not be written ({why}); {kept}")

@@ -5,11 +5,18 @@
 writes the VNN-COMP result file (the verdict, then ``((X_0 v) ... (Y_0 v) ...)`` for sat).
 ``robustbench-lite verify --model zoo:digits-mlp --threat linf:0.01 --n 20`` verifies local
 robustness of dataset samples and prints the verified / falsified / unknown fractions.
+
+``--timeout`` is a positive, finite number of seconds (at most a week) and covers the whole
+VNN-COMP run: loading the network, reading the property and deciding it. The network is loaded
+first, so the property's variable indices are bounded by its input and output sizes. A network
+that cannot be run and verified exactly (``unsupported: <op> (<why>) at <node>``), a malformed
+network or property, or one over a size limit is bad input: one line on stderr, exit code 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import signal
 import sys
 import time
@@ -17,6 +24,7 @@ from typing import Any
 
 from robustbench_lite.cli._common import (
     add_model_arguments,
+    check_report_path,
     load_model_from_args,
     positive_int,
 )
@@ -40,17 +48,42 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--timeout",
-        type=float,
+        type=timeout_seconds,
         default=DEFAULT_TIMEOUT_S,
-        help=f"seconds per property / sample (default: {DEFAULT_TIMEOUT_S:g})",
+        help=f"seconds per property / sample, at most {MAX_TIMEOUT_S:g} "
+        f"(default: {DEFAULT_TIMEOUT_S:g})",
     )
     p.add_argument("--workers", type=positive_int, default=2, help="worker processes (default: 2)")
     p.add_argument("--out", metavar="RESULT.txt", help="write the VNN-COMP result file here")
     p.add_argument("--report", metavar="PATH", help="dataset mode: write the JSON report here")
 
 
-class _HardTimeout(Exception):
-    pass
+#: The longest ``--timeout``: one week (the alarm timer and deadlines stay exact below it).
+MAX_TIMEOUT_S = 7 * 24 * 3600.0
+#: Seconds past ``--timeout`` before the hard alarm stops a step that overruns its deadline.
+HARD_GRACE_S = 2.0
+
+
+def timeout_seconds(text: str) -> float:
+    """``--timeout``: a positive, finite number of seconds, at most :data:`MAX_TIMEOUT_S`."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a number of seconds") from None
+    problem = _timeout_problem(value)
+    if problem:
+        raise argparse.ArgumentTypeError(f"{text[:40]} {problem}")
+    return value
+
+
+def _timeout_problem(value: float) -> str:
+    if math.isfinite(value) and 0 < value <= MAX_TIMEOUT_S:
+        return ""
+    return f"must be a positive, finite number of seconds, at most {MAX_TIMEOUT_S:g} (a week)"
+
+
+class _HardTimeout(BaseException):
+    """Raised by the alarm; a BaseException so that no ``except Exception`` swallows it."""
 
 
 def _alarm(signum: int, frame: Any) -> None:
@@ -58,8 +91,12 @@ def _alarm(signum: int, frame: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.timeout <= 0:
-        raise RobustbenchLiteError(f"--timeout {args.timeout}: must be > 0 seconds")
+    problem = _timeout_problem(float(args.timeout))  # also for a ready-made Namespace
+    if problem:
+        raise RobustbenchLiteError(f"--timeout {args.timeout}: {problem}")
+    check_report_path(getattr(args, "report", None))  # outputs are checked before any work
+    out = getattr(args, "out", None)
+    check_report_path(out, what=f"--out {out}")
     if args.network or args.property:
         if not (args.network and args.property) or args.model:
             raise RobustbenchLiteError("VNN-COMP mode takes NET.onnx PROP.vnnlib (and no --model)")
@@ -72,29 +109,37 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_vnnlib(args: argparse.Namespace) -> int:
-    from robustbench_lite.core.errors import UnsupportedLayerError
     from robustbench_lite.core.registry import create_verifier
+    from robustbench_lite.core.types import Status
     from robustbench_lite.models.loading import load_model
 
     start = time.monotonic()
     verifier = create_verifier("smt", workers=args.workers)
-    prop = verifier.read_property(args.property)  # parse errors: exit 2 before any work
-    try:
-        model = load_model(args.network)
-    except UnsupportedLayerError as exc:
-        return _finish(args, "unknown", str(exc), start)
     onnx_path = str(args.network) if str(args.network).lower().endswith(".onnx") else None
     old = signal.signal(signal.SIGALRM, _alarm)
-    signal.setitimer(signal.ITIMER_REAL, args.timeout + 2.0)  # hard stop if a step overruns
+    signal.setitimer(signal.ITIMER_REAL, args.timeout + HARD_GRACE_S)  # covers every step
     try:
-        res = verifier.verify_property(model, prop, timeout_s=args.timeout, onnx_path=onnx_path)
+        # a network that is malformed or cannot be run exactly (``unsupported: <op> (<why>)
+        # at <node>``) is bad input: exit 2 with that line, never a verdict
+        model = load_model(args.network)
+        n_in, n_out = _network_sizes(model, args.network)
+        # parse errors: exit 2; variable indices bounded by the network's sizes
+        prop = verifier.read_property(args.property, n_inputs=n_in, n_outputs=n_out)
+        left = args.timeout - (time.monotonic() - start)
+        outcome: tuple[Any, ...]
+        if left <= 0:
+            outcome = ("timeout", "timeout while loading the network and the property")
+        else:
+            res = verifier.verify_property(model, prop, timeout_s=left, onnx_path=onnx_path)
+            outcome = (res,)
     except _HardTimeout:
-        return _finish(args, "timeout", "hard timeout", start)
+        outcome = ("timeout", "hard timeout")
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
-    from robustbench_lite.core.types import Status
-
+    if len(outcome) == 2:
+        return _finish(args, outcome[0], outcome[1], start)
+    res = outcome[0]
     if res.status is Status.FALSIFIED:
         return _finish(
             args,
@@ -109,6 +154,24 @@ def _run_vnnlib(args: argparse.Namespace) -> int:
         return _finish(args, "unsat", "property holds", start, stats=res.stats)
     verdict = "timeout" if res.reason == "timeout" else "unknown"
     return _finish(args, verdict, res.reason, start, stats=res.stats)
+
+
+def _network_sizes(model: Any, spec: str) -> tuple[int | None, int | None]:
+    """The network's flat input and output sizes (None when its input shape is unknown)."""
+    import torch
+
+    if model.input_shape is None:
+        return None, None
+    shape = tuple(model.input_shape)
+    try:
+        with torch.no_grad():
+            out = model(torch.zeros((1, *shape)))
+    except (RuntimeError, ValueError, TypeError) as exc:
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        raise RobustbenchLiteError(
+            f"{spec}: the network does not run on its input shape {shape}: {first}"
+        ) from None
+    return math.prod(shape), int(out[0].numel())
 
 
 def result_text(verdict: str, x: Any = None, y: Any = None) -> str:

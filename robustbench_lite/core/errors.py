@@ -96,6 +96,11 @@ class StoreError(RobustbenchLiteError):
     """The results database is unreadable, corrupted, or not a robustbench_lite store."""
 
 
+class OutputPathError(RobustbenchLiteError, OSError):
+    """A file cannot be written where asked (a device, FIFO, folder, dangling link, or the write
+    failed). Also an ``OSError``, so callers that catch write failures keep working."""
+
+
 class ExpectationFailed(RobustbenchLiteError):
     """An expectation of a check was not met (CLI exit code 1, not 2)."""
 

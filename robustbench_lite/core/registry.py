@@ -13,6 +13,7 @@ import functools
 import importlib
 import inspect
 import logging
+import math
 import numbers
 import pkgutil
 import re
@@ -162,12 +163,17 @@ class Registry(Catalog[type[T]]):
             if f.default_factory is not dataclasses.MISSING:
                 default = f.default_factory()
             doc = str(f.metadata.get("doc", "")) or docs.get(f.name, "")
-            out.append(ParamInfo(f.name, str(f.type), default, doc))
+            out.append(ParamInfo(f.name, _type_text(f.type), default, doc))
         return out
 
     def check_params(self, name: str, params: Mapping[str, Any]) -> None:
-        """Raise :class:`ParameterError` for a parameter ``name`` does not take, or a value of the
-        wrong kind for a scalar (int / float / bool / str) parameter."""
+        """Raise :class:`ParameterError` for a parameter ``name`` does not take, a value of the
+        wrong kind for a scalar (int / float / bool / str) parameter, or a number that is not
+        finite (NaN, inf) anywhere in a parameter declared with ``float`` (``float``,
+        ``float | None``, ``tuple[float, ...]``).
+
+        The one numbers check of every component: a NaN step size would make an attack a no-op
+        and its check pass, so no component needs (or has) its own."""
         infos = {p.name: p for p in self.params(name)}
         for key, value in params.items():
             if key not in infos:
@@ -177,10 +183,17 @@ class Registry(Catalog[type[T]]):
                 )
                 raise ParameterError(key, f"unknown parameter of {name}{hint}")
             info = infos[key]
+            example = f"; e.g. {key}={info.default!r}" if info.default is not None else ""
             expected = _SCALARS.get(info.type.removesuffix(" | None"))
             if expected is not None and value is not None and not expected[1](value):
-                example = f"; e.g. {key}={info.default!r}" if info.default is not None else ""
                 raise ParameterError(key, f"{name} takes {expected[0]}, not {value!r}{example}")
+            bad = _non_finite(value) if _FLOAT.search(info.type) else None
+            if bad is not None:
+                what = (
+                    _short(bad) if bad is value else f"{_short(value)} holds {_short(bad)}, which"
+                )
+                fix = example or "; leave it out for the default"
+                raise ParameterError(key, f"{what} is not a finite number{fix}")
 
     def create(self, name: str, **params: Any) -> T:
         """Instantiate ``name`` with ``params``; ``None`` values are dropped (timm style).
@@ -260,6 +273,42 @@ def _named_param(message: str, params: Mapping[str, Any], fields: Iterable[str])
         if len(named) == 1:
             return named[0]
     return None
+
+
+def _type_text(annotation: Any) -> str:
+    """An annotation as text: ``"float | None"`` stays, the class ``float`` becomes ``"float"``
+    (a module without ``from __future__ import annotations``), ``typing.X`` loses ``typing.``."""
+    if isinstance(annotation, str):
+        return annotation
+    if isinstance(annotation, type) and not getattr(annotation, "__args__", None):
+        return annotation.__name__
+    return str(annotation).replace("typing.", "")
+
+
+#: A ``float`` somewhere in a declared type (``float``, ``float | None``, ``tuple[float, ...]``).
+_FLOAT = re.compile(r"(?<![\w.])float(?!\w)")
+
+
+def _non_finite(value: Any, depth: int = 0) -> Any:
+    """The first number in ``value`` (a number, or a list/tuple of them) that is NaN or
+    infinite; None when there is none. Bools and strings are left to the type check."""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        try:
+            return None if math.isfinite(value) else value
+        except OverflowError:  # an int too large for a float (10**400) is not finite either
+            return value
+    if isinstance(value, (list, tuple)) and depth < 8:
+        for item in value:
+            bad = _non_finite(item, depth + 1)
+            if bad is not None:
+                return bad
+    return None
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters (a 400-digit int stays one short line)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
 def _is_int(v: Any) -> bool:

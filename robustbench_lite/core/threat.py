@@ -25,25 +25,85 @@ from robustbench_lite.core.types import Bounds, Goal, Inputs, Norm
 
 _THREAT_KEYS = ("norm", "eps", "goal", "k", "modality", "name")
 _NUMBER = re.compile(r"^\s*[-+]?[0-9]*\.?[0-9]+(e[-+]?[0-9]+)?\s*(/\s*[0-9]*\.?[0-9]+\s*)?$", re.I)
+_EXPONENT = re.compile(r"e([-+]?[0-9]+)", re.I)
+#: A modality names one entry of the model's input mapping: an identifier such as ``camera``.
+_MODALITY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
+#: The largest budget accepted: larger ones overflow float32 arithmetic (``eps**2``, random
+#: starts in [-eps, eps]); 1e9 is far above any input range and any l0 element count.
+MAX_EPS = 1e9
+#: The longest threat text read (``"l2:1.0:top_k:5@camera"`` is 21 characters).
+MAX_SPEC_CHARS = 256
+
+
+def _shown(value: Any, limit: int = 40) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for one-line messages."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
 
 
 def parse_eps(value: Any, *, where: str = "eps") -> float:
-    """Parse an epsilon written as a number or a fraction string (``"8/255"``); must be >= 0."""
+    """Parse an epsilon written as a number or a fraction string (``"8/255"``); must be >= 0.
+
+    The value is read exactly (``Fraction``) before it becomes a float, so a budget that would
+    overflow (``1e308``, ``10**400``: more than :data:`MAX_EPS`) or underflow to 0
+    (``1e-400``) is refused instead of turning into inf or 0."""
+    shown = _shown(value)
     if isinstance(value, bool):
-        raise ThreatSpecError(f"{where}: {value!r} is not a number; write e.g. 0.1 or 8/255")
-    if isinstance(value, (int, float)):
-        eps = float(value)
-    elif isinstance(value, str) and _NUMBER.match(value):
+        raise ThreatSpecError(f"{where}: {shown} is not a number; write e.g. 0.1 or 8/255")
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ThreatSpecError(f"{where}: {shown} must be a finite number >= 0")
+        exact = Fraction(value)
+    elif isinstance(value, int):
+        exact = Fraction(value)
+    elif isinstance(value, str) and len(value) <= 100 and _NUMBER.match(value):
         num, _, den = value.partition("/")
-        try:
-            eps = float(Fraction(num.strip()) / Fraction(den.strip())) if den else float(num)
-        except ZeroDivisionError:
-            raise ThreatSpecError(f"{where}: {value!r} divides by zero; write e.g. 8/255") from None
+        exponent = _EXPONENT.search(num)
+        power = int(exponent.group(1)) if exponent else 0
+        if abs(power) > 1000 and re.search(r"[1-9]", num[: exponent.start() if exponent else 0]):
+            # decided without Fraction, which would build 10**power (seconds for 1e-999999999)
+            raise ThreatSpecError((_too_large if power > 0 else _too_small)(where, shown))
+        exact = Fraction(0) if abs(power) > 1000 else Fraction(num.strip())
+        if den:
+            if Fraction(den.strip()) == 0:
+                raise ThreatSpecError(f"{where}: {shown} divides by zero; write e.g. 8/255")
+            exact /= Fraction(den.strip())
     else:
-        raise ThreatSpecError(f"{where}: {value!r} is not a number; write e.g. 0.1 or 8/255")
-    if not math.isfinite(eps) or eps < 0:
-        raise ThreatSpecError(f"{where}: {value!r} must be a finite number >= 0")
+        raise ThreatSpecError(f"{where}: {shown} is not a number; write e.g. 0.1 or 8/255")
+    if exact < 0:
+        raise ThreatSpecError(f"{where}: {shown} must be a finite number >= 0")
+    if exact > MAX_EPS:
+        raise ThreatSpecError(_too_large(where, shown))
+    eps = float(exact)
+    if eps == 0 and exact != 0:
+        raise ThreatSpecError(_too_small(where, shown))
     return eps
+
+
+def _too_large(where: str, shown: str) -> str:
+    return (
+        f"{where}: {shown} is too large for a budget (at most {MAX_EPS:g}, larger ones "
+        "overflow); write e.g. 0.1 or 8/255"
+    )
+
+
+def _too_small(where: str, shown: str) -> str:
+    return (
+        f"{where}: {shown} is too small for a float and would silently become 0; "
+        "write 0 for no perturbation, or a budget such as 1e-6"
+    )
+
+
+def _modality(value: Any, where: str) -> str | None:
+    """A modality name (``camera``), or None for none; anything else is refused."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _MODALITY.match(value):
+        raise ThreatSpecError(
+            f"{where}: modality {_shown(value)} is not a name; write the input entry that may "
+            "change, e.g. 'linf:0.1@camera' (letters, digits, _ . -, at most 64 characters)"
+        )
+    return value
 
 
 def _format_eps(eps: float) -> str:
@@ -95,11 +155,16 @@ class ThreatModel:
             object.__setattr__(self, "goal", _enum(Goal, self.goal, "threat.goal"))
         if isinstance(self.eps, bool) or not isinstance(self.eps, (int, float)):
             raise ThreatSpecError(
-                f"eps={self.eps!r} must be a number; use ThreatModel.parse for '8/255'"
+                f"eps={_shown(self.eps)} must be a number; use ThreatModel.parse for '8/255'"
             )
+        if isinstance(self.eps, int) and self.eps > MAX_EPS:  # float() of 10**400 overflows
+            raise ThreatSpecError(_too_large("eps", _shown(self.eps)))
         object.__setattr__(self, "eps", float(self.eps))
         if not math.isfinite(self.eps) or self.eps < 0:
             raise ThreatSpecError(f"eps={self.eps!r} must be a finite number >= 0")
+        if self.eps > MAX_EPS:
+            raise ThreatSpecError(_too_large("eps", _shown(self.eps)))
+        object.__setattr__(self, "modality", _modality(self.modality or None, "threat"))
         if self.norm is Norm.PATCH and self.eps > 1:
             raise ThreatSpecError(
                 f"patch eps={self.eps!r} is an area fraction and must be <= 1; "
@@ -137,9 +202,17 @@ class ThreatModel:
             return cls._parse_mapping(spec)
         if not isinstance(spec, str):
             raise ThreatSpecError(
-                f"threat {spec!r} must be a string like 'linf:8/255' or a mapping"
+                f"threat {_shown(spec)} must be a string like 'linf:8/255' or a mapping"
             )
-        text, _, modality = spec.strip().partition("@")
+        if len(spec) > MAX_SPEC_CHARS:
+            raise ThreatSpecError(
+                f"threat {_shown(spec)} is {len(spec)} characters long (at most "
+                f"{MAX_SPEC_CHARS}); the form is NORM:EPS[:GOAL[:K]][@MODALITY]"
+            )
+        text, at, modality = spec.strip().partition("@")
+        if at:
+            _modality(modality.strip(), f"threat {spec!r}")
+            modality = modality.strip()
         parts = [p.strip() for p in text.split(":")]
         norm = _enum(Norm, parts[0], f"threat {spec!r}")
         rest = parts[1:]
@@ -181,12 +254,11 @@ class ThreatModel:
         eps = parse_eps(spec.get("eps", 0.0), where="threat.eps")
         goal = _enum(Goal, spec.get("goal", "untargeted"), "threat.goal")
         k = _parse_k(spec.get("k", 1), spec)
-        modality = spec.get("modality")
-        if modality is not None and not isinstance(modality, str):
-            raise ThreatSpecError(f"threat.modality: {modality!r} must be a string")
-        return cls(
-            norm=norm, eps=eps, goal=goal, k=k, modality=modality, name=str(spec.get("name", ""))
-        )
+        modality = _modality(spec.get("modality"), "threat.modality")
+        name = spec.get("name", "")
+        if not isinstance(name, (str, int, float)) or isinstance(name, bool):
+            raise ThreatSpecError(f"threat.name: {_shown(name)} must be a string")
+        return cls(norm=norm, eps=eps, goal=goal, k=k, modality=modality, name=str(name))
 
     def with_eps(self, eps: float) -> ThreatModel:
         """The same threat with another budget (and a fresh default name)."""
@@ -195,6 +267,11 @@ class ThreatModel:
     # ------------------------------------------------------------------ geometry
     def _perturbed(self, x: Inputs) -> torch.Tensor:
         if isinstance(x, torch.Tensor):
+            if self.modality is not None:  # a modality the inputs do not have: never ignored
+                raise UnsupportedThreatError(
+                    f"threat {self.name} names modality {self.modality!r} but the model takes "
+                    f"one input tensor, not a mapping of modalities; drop '@{self.modality}'"
+                )
             return x
         if self.modality is None or self.modality not in x:
             raise UnsupportedThreatError(

@@ -84,8 +84,13 @@ class Verifier(ABC):
     ) -> VerificationResult:
         """Decide local robustness of each sample ``x[i]`` (N, ...) with label ``y[i]``."""
 
-    def read_property(self, path: str | Path) -> Any:
+    def read_property(
+        self, path: str | Path, *, n_inputs: int | None = None, n_outputs: int | None = None
+    ) -> Any:
         """Parse a property file (VNN-COMP's VNNLIB) into what ``verify_property`` decides.
+
+        ``n_inputs`` / ``n_outputs``, when given, are the network's flat input and output
+        sizes: a property naming a variable beyond them is refused before arrays are sized.
 
         Verifiers that decide whole properties override this and ``verify_property``; faces
         (the CLI) reach property parsers only through them, never by importing a plug-in.

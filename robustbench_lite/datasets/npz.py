@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import zipfile
 from pathlib import Path
 
@@ -10,11 +11,20 @@ import torch
 
 from robustbench_lite.core.errors import DataError
 
+#: Environment variable that raises the cap on an archive's inflated size (bytes).
+MAX_BYTES_ENV = "RBL_MAX_DATA_BYTES"
+DEFAULT_MAX_BYTES = 4 << 30
+
 
 def load_npz(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
-    """Read ``x`` and ``y`` from ``path`` without unpickling (``allow_pickle=False``)."""
+    """Read ``x`` and ``y`` from ``path`` without unpickling (``allow_pickle=False``).
+
+    The archive's declared inflated size is checked against ``$RBL_MAX_DATA_BYTES`` (default
+    4 GiB) before any array is read, so a small file cannot inflate into all of memory.
+    """
     if not path.is_file():
         raise DataError(f"data file {path} does not exist; pass npz:PATH to an existing .npz file")
+    _check_inflated_size(path)
     try:
         with np.load(path, allow_pickle=False) as archive:
             missing = [k for k in ("x", "y") if k not in archive.files]
@@ -24,7 +34,7 @@ def load_npz(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
                     "Save it with np.savez(path, x=inputs, y=labels)"
                 )
             x, y = archive["x"], archive["y"]
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:
         raise DataError(
             f"{path} is not a readable .npz archive ({exc}); save it with np.savez"
         ) from None
@@ -41,3 +51,17 @@ def load_npz(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
 def load(split: str = "test") -> tuple[torch.Tensor, torch.Tensor]:
     """Not used directly: write the spec as ``npz:PATH``."""
     raise DataError("the npz source needs a path: write npz:PATH")
+
+
+def _check_inflated_size(path: Path) -> None:
+    cap = int(os.environ.get(MAX_BYTES_ENV, "0") or 0) or DEFAULT_MAX_BYTES
+    try:
+        with zipfile.ZipFile(path) as zf:
+            declared = sum(info.file_size for info in zf.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError):
+        return  # not a zip: np.load reports it below
+    if declared > cap:
+        raise DataError(
+            f"{path} declares {declared:,} bytes once inflated, more than the cap of {cap:,}; "
+            f"if the data is genuine, raise the cap with {MAX_BYTES_ENV}={declared}"
+        )

@@ -1,16 +1,23 @@
 """``rbl.load_model(spec)``: zoo names, state_dict checkpoints, TorchScript and ONNX files.
 
 Checkpoints are read with ``torch.load(weights_only=True)``. A checkpoint that needs full
-unpickling (and could run code while loading) is refused unless the caller passes
-``trust_checkpoint=True``.
+unpickling, and a TorchScript archive (which runs its own scripted code while loading), are
+refused unless the caller passes ``trust_checkpoint=True`` (CLI ``--trust-checkpoint``); a file
+is recognised by its pickle opcodes and zip layout, without running anything. ``arch`` must name
+an ``nn.Module`` subclass or a function annotated to return one: nothing else is called. A
+checkpoint archive whose members would inflate past a cap (see :func:`max_checkpoint_bytes`)
+is refused before it is inflated.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib
+import inspect
+import os
 import pickle
 import pickletools
+import typing
 import warnings
 import zipfile
 from pathlib import Path
@@ -23,6 +30,14 @@ from robustbench_lite.core.errors import CheckpointError
 from robustbench_lite.core.model import Model
 
 _MODEL_KEYS = ("bounds", "mean", "std", "input_shape", "num_classes", "default_threats", "name")
+#: Environment variable that sets the cap (bytes) on a checkpoint archive's inflated size.
+MAX_BYTES_ENV = "RBL_MAX_CHECKPOINT_BYTES"
+#: Without an architecture to size it from: the cap on a checkpoint archive's inflated size.
+DEFAULT_MAX_BYTES = 4 << 30
+#: With an architecture: this many times its parameter and buffer bytes (float64 copies,
+#: optimizer state beside the weights), but never less than ``MIN_MAX_BYTES``.
+ARCH_FACTOR = 8
+MIN_MAX_BYTES = 256 << 20
 
 
 def file_sha256(path: Path) -> str:
@@ -69,15 +84,41 @@ def load_model(
 
         return load_onnx_model(path, **kw)
     if arch is None:
-        return _load_torchscript(path, **kw)
+        return _load_torchscript(path, trust_checkpoint=trust_checkpoint, **kw)
     return load_checkpoint(path, arch=arch, trust_checkpoint=trust_checkpoint, **kw)
 
 
-def _load_torchscript(path: Path, **kw: Any) -> Model:
+def is_torchscript_archive(path: Path) -> bool:
+    """True when ``path`` is a zip laid out as TorchScript (a ``code/`` folder or a
+    ``constants.pkl`` member). Reads the zip's directory only; nothing is unpickled or run."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        return False
+    for name in names:
+        parts = name.split("/")
+        if parts[-1] == "constants.pkl" or "code" in parts[:-1]:
+            return True
+    return False
+
+
+def _load_torchscript(path: Path, *, trust_checkpoint: bool = False, **kw: Any) -> Model:
     if not zipfile.is_zipfile(path):
         raise CheckpointError(
             f"{path} is not a TorchScript archive; for a state_dict checkpoint pass its architecture "
             "with --arch package.module:Class"
+        )
+    if not is_torchscript_archive(path):
+        raise CheckpointError(
+            f"{path} holds no TorchScript program (no code/ or constants.pkl member); for a "
+            "state_dict checkpoint pass --arch package.module:Class"
+        )
+    if not trust_checkpoint:  # refused before torch.jit.load: loading runs the file's own code
+        raise CheckpointError(
+            f"{path} is a TorchScript archive, whose scripted code runs while it loads, so it was "
+            "refused and not loaded; pass --trust-checkpoint (Python: trust_checkpoint=True) only "
+            "if you trust its source, or save a state_dict and load it with --arch"
         )
     try:
         with warnings.catch_warnings():  # torch 2.13 deprecates TorchScript; loading still works
@@ -96,7 +137,12 @@ def _load_torchscript(path: Path, **kw: Any) -> Model:
 
 
 def resolve_arch(arch: str) -> nn.Module:
-    """Import ``package.module:attr`` and call it with no arguments; never ``eval``."""
+    """Import ``package.module:attr`` and call it with no arguments; never ``eval``.
+
+    ``attr`` must be an ``nn.Module`` instance (used as is), an ``nn.Module`` subclass, or a
+    function annotated to return one (checked with :func:`typing.get_type_hints` before it is
+    called); anything else (``os:abort``, ``tempfile:mkdtemp``) is refused without a call.
+    """
     module_name, sep, attr = arch.partition(":")
     if not sep or not module_name or not attr or not attr.replace(".", "_").isidentifier():
         raise CheckpointError(f"arch {arch!r}: write it as package.module:ClassOrFactory")
@@ -113,6 +159,7 @@ def resolve_arch(arch: str) -> nn.Module:
     if isinstance(obj, nn.Module) or not callable(obj):
         net = obj
     else:
+        _require_module_builder(arch, attr, obj)
         try:
             net = obj()
         except Exception as exc:  # the user's constructor: report it, do not crash
@@ -125,8 +172,97 @@ def resolve_arch(arch: str) -> nn.Module:
     return net
 
 
-def read_state_dict(path: Path, *, trust_checkpoint: bool = False) -> dict[str, torch.Tensor]:
-    """Read a state_dict safely; unwraps ``{"state_dict": ...}`` and ``{"model": ...}``."""
+def _require_module_builder(arch: str, attr: str, obj: Any) -> None:
+    """Refuse, without calling it, anything but an nn.Module subclass or a function annotated
+    to return one."""
+    if inspect.isclass(obj):
+        if issubclass(obj, nn.Module):
+            return
+        what = f"the class {obj.__module__}.{obj.__qualname__}, not an nn.Module subclass"
+    elif inspect.isfunction(obj) or inspect.ismethod(obj):
+        try:
+            returns = typing.get_type_hints(obj).get("return")
+        except Exception as exc:  # an annotation naming something that does not resolve
+            returns = None
+            note = f"whose return annotation does not resolve ({type(exc).__name__})"
+        else:
+            shown = getattr(returns, "__name__", None) or str(returns)
+            note = "with no return annotation" if returns is None else f"annotated -> {shown}"
+        if inspect.isclass(returns) and issubclass(returns, nn.Module):
+            return
+        what = f"the function {attr}, {note}"
+    else:
+        what = f"a {type(obj).__name__}, not an nn.Module subclass or a Python function"
+    raise CheckpointError(
+        f"arch {arch!r} names {what}, so it was not called; name an nn.Module subclass "
+        "(package.module:Net) or a function annotated to return one "
+        "(def make() -> torch.nn.Module)"
+    )
+
+
+def max_checkpoint_bytes(net: nn.Module | None = None) -> int:
+    """The cap on a checkpoint archive's inflated size: ``$RBL_MAX_CHECKPOINT_BYTES``, else
+    ``ARCH_FACTOR`` times ``net``'s parameter and buffer bytes (at least ``MIN_MAX_BYTES``),
+    else ``DEFAULT_MAX_BYTES``."""
+    text = os.environ.get(MAX_BYTES_ENV, "").strip()
+    if text:
+        try:
+            value = int(text)
+        except ValueError:
+            value = -1
+        if value <= 0:
+            raise CheckpointError(
+                f"{MAX_BYTES_ENV}={text[:40]!r}: write a positive whole number of bytes, e.g. "
+                f"{MAX_BYTES_ENV}=8000000000"
+            )
+        return value
+    if net is None:
+        return DEFAULT_MAX_BYTES
+    size = sum(t.numel() * t.element_size() for t in net.state_dict().values())
+    return max(ARCH_FACTOR * size, MIN_MAX_BYTES)
+
+
+def check_archive_size(path: Path, cap: int, *, arch: str | None = None) -> None:
+    """Refuse a zip checkpoint whose members declare more than ``cap`` bytes inflated, reading
+    only the zip's directory (a 3 MB file must not inflate to 3 GB before the key check)."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            declared = sum(info.file_size for info in zf.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        return  # not a readable zip: torch.load reports it
+    if declared > cap:
+        if os.environ.get(MAX_BYTES_ENV, "").strip():
+            basis = f"set by {MAX_BYTES_ENV}"
+        elif arch is not None:
+            basis = f"{ARCH_FACTOR}x the weight bytes of {arch}, at least {MIN_MAX_BYTES >> 20} MiB"
+        else:
+            basis = "the default"
+        raise CheckpointError(
+            f"{path} declares {declared:,} bytes once inflated, more than the cap of {cap:,} bytes "
+            f"({basis}), so it was refused before inflating; if the checkpoint is genuine, raise "
+            f"the cap with {MAX_BYTES_ENV}={declared}"
+        )
+
+
+def read_state_dict(
+    path: Path,
+    *,
+    trust_checkpoint: bool = False,
+    max_bytes: int | None = None,
+    arch: str | None = None,
+) -> dict[str, torch.Tensor]:
+    """Read a state_dict safely; unwraps ``{"state_dict": ...}`` and ``{"model": ...}``.
+
+    A zip checkpoint whose members would inflate past ``max_bytes`` (default:
+    :func:`max_checkpoint_bytes`) is refused before it is read; a TorchScript archive is
+    refused (it is not a state_dict, and loading it runs code).
+    """
+    if is_torchscript_archive(path):
+        raise CheckpointError(
+            f"{path} is a TorchScript archive, not a state_dict; drop --arch to load it as "
+            "TorchScript (which needs --trust-checkpoint)"
+        )
+    check_archive_size(path, max_checkpoint_bytes() if max_bytes is None else max_bytes, arch=arch)
     try:
         with warnings.catch_warnings():  # torch warns about pickle protocols; the error says it all
             warnings.simplefilter("ignore")
@@ -210,7 +346,9 @@ def _load_trusted(path: Path) -> Any:
 def load_checkpoint(path: Path, *, arch: str, trust_checkpoint: bool = False, **kw: Any) -> Model:
     """Build ``arch`` and load the state_dict at ``path`` into it (strict: keys must match)."""
     net = resolve_arch(arch)
-    state = read_state_dict(path, trust_checkpoint=trust_checkpoint)
+    state = read_state_dict(
+        path, trust_checkpoint=trust_checkpoint, max_bytes=max_checkpoint_bytes(net), arch=arch
+    )
     expected = net.state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]

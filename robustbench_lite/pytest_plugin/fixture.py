@@ -35,6 +35,7 @@ class Robustness:
         quick: use each attack's ``quick_params`` (``--rb-quick``).
         device: torch device for attacks and suites (``--rb-device``, e.g. ``cuda``); verifiers
             and detectors run where the model was loaded (the SMT verifier works on the CPU).
+        trust_checkpoint: let model files load that run code (``--rb-trust-checkpoint``).
     """
 
     def __init__(
@@ -47,8 +48,10 @@ class Robustness:
         budget_s: float | None = None,
         quick: bool = False,
         device: str | None = None,
+        trust_checkpoint: bool = False,
     ) -> None:
         self._session = session
+        self.trust_checkpoint = trust_checkpoint
         self.nodeid = nodeid
         self.seed = seed
         self.n = n
@@ -61,7 +64,7 @@ class Robustness:
     def _model(self, model: Any) -> Any:
         from robustbench_lite.models.loading import load_model
 
-        return load_model(model)
+        return load_model(model, trust_checkpoint=self.trust_checkpoint)
 
     def _data(self, data: DataArg) -> tuple[torch.Tensor, torch.Tensor]:
         from robustbench_lite.core.errors import DataError
@@ -190,6 +193,7 @@ class Robustness:
 
         kw.setdefault("quick", self.quick)
         kw.setdefault("seed", self.seed)
+        kw.setdefault("trust_checkpoint", self.trust_checkpoint)
         if self.device:
             kw.setdefault("device", self.device)
         if self.n is not None:

@@ -18,6 +18,9 @@ package load when a robustness test runs). Opt out with
   fixture), or everything else, as pytest-benchmark's ``--benchmark-skip`` / ``--benchmark-only``.
 * ``--rb-quick``, ``--rb-seed``, ``--rb-device``, ``--rb-compare BASELINE.json`` and
   ``--rb-compare-fail robust_accuracy:0.02`` (fail the session on a larger regression).
+* ``--rb-trust-checkpoint``: let models load that run code (TorchScript, full unpickling). A
+  suite's ``model: {trust_checkpoint: true}`` only asks for it; without this option such a
+  suite fails. ``--rb-report PATH`` is checked before any test runs.
 """
 
 from __future__ import annotations
@@ -45,6 +48,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--rb-only", action="store_true", help="run only robustness tests; skip every other test"
     )
+    group.addoption(
+        "--rb-trust-checkpoint",
+        action="store_true",
+        help="allow models whose loading runs code (TorchScript, full unpickling); trusted "
+        "files only. A suite's trust_checkpoint: true only asks for this",
+    )
     parser.addini(
         "rb_suite_files",
         "glob patterns of YAML suites collected as tests",
@@ -64,6 +73,15 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError("--rb-compare-fail needs --rb-compare BASELINE.json")
     if config.getoption("--rb-skip", False) and config.getoption("--rb-only", False):
         raise pytest.UsageError("--rb-skip and --rb-only exclude each other; pass one of them")
+    report_path = config.getoption("--rb-report", None)
+    if report_path:  # a path that cannot be written fails now, not after every test ran
+        from robustbench_lite.core.errors import OutputPathError
+        from robustbench_lite.core.io import check_output_path
+
+        try:
+            check_output_path(report_path, what=f"--rb-report {report_path}")
+        except OutputPathError as exc:
+            raise pytest.UsageError(str(exc)) from None
     session = RobustnessSession(config)
     config.stash[_SESSION] = session
     config.pluginmanager.register(session, "robustbench_lite-session")
@@ -148,6 +166,7 @@ def robustness(request: pytest.FixtureRequest) -> Any:
         budget_s=settings.get("budget_s"),
         quick=bool(config.getoption("--rb-quick")),
         device=config.getoption("--rb-device"),
+        trust_checkpoint=bool(config.getoption("--rb-trust-checkpoint", False)),
     )
 
 
@@ -159,6 +178,7 @@ class RobustnessSession:
         self.results: list[Any] = []
         self.models: list[str] = []
         self.comparison: tuple[Any, list[Any]] | None = None
+        self.write_error: str | None = None
 
     def record(self, results: Any, model: str) -> None:
         """Add CheckResults (already prefixed with their test) for ``model``."""
@@ -189,14 +209,23 @@ class RobustnessSession:
         report = self.report()
         path = self.config.getoption("--rb-report")
         if path:
-            write_atomic(path, report.to_json())
+            try:
+                write_atomic(path, report.to_json())
+            except OSError as exc:  # keep the session's results: the summary table shows them
+                self.write_error = (
+                    f"--rb-report {path}: the report could not be written ({exc}); the results "
+                    "are in the robustness table below"
+                )
+                session.exitstatus = pytest.ExitCode.USAGE_ERROR
         baseline_path = self.config.getoption("--rb-compare")
         if baseline_path:
             from robustbench_lite.report import compare as rc
 
-            found = rc.changes(report, rc.load_baseline(baseline_path))
+            baseline = rc.load_baseline(baseline_path)
+            found = rc.changes(report, baseline)
             spec = self.config.getoption("--rb-compare-fail")
-            worse = rc.regressions(found, rc.parse_fail_spec(spec)) if spec else []
+            known = rc.baseline_metrics(baseline)
+            worse = rc.regressions(found, rc.parse_fail_spec(spec, known=known)) if spec else []
             self.comparison = (found, worse)
             if worse and session.exitstatus == 0:
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
@@ -204,6 +233,8 @@ class RobustnessSession:
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self.results:
             return
+        if self.write_error:
+            terminalreporter.write_line(f"ERROR {self.write_error}", red=True, bold=True)
         terminalreporter.write_sep("-", "robustness")
         terminalreporter.write_line(self.report().to_table())
         if self.comparison is not None:
@@ -252,6 +283,7 @@ class SuiteFile(pytest.File):
                     quick=bool(opt("--rb-quick")),
                     seed=opt("--rb-seed"),
                     device=opt("--rb-device"),
+                    trust_checkpoint=bool(opt("--rb-trust-checkpoint")),
                 )
             except Exception as exc:  # re-raised by every item of this file
                 self._error = exc

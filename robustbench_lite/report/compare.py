@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from robustbench_lite.core.errors import RobustbenchLiteError
+from robustbench_lite.core.errors import RobustbenchLiteError, did_you_mean
 from robustbench_lite.report.model import SCHEMA, Report
+from robustbench_lite.report.values import REPORT_METRICS
+
+#: A report JSON is kilobytes to a few megabytes; a baseline larger than this is not one.
+MAX_BASELINE_BYTES = 256 * 1024 * 1024
 
 LOWER_IS_BETTER = frozenset(
     {"success_rate", "falsified_fraction", "unknown_fraction", "soundness_violations"}
@@ -44,15 +49,34 @@ class Change:
 def load_baseline(path: str | Path) -> dict[str, Any]:
     """A report JSON written by robustbench_lite (checked to follow the schema)."""
     p = Path(path).expanduser()
-    if not p.is_file():
+    try:
+        exists, size = p.exists(), (p.stat().st_size if p.is_file() else 0)
+    except OSError as exc:  # a name too long, a folder we may not enter
         raise RobustbenchLiteError(
-            f"baseline report {p} does not exist; write one with --report {p}"
+            f"baseline report {p} cannot be read ({exc.strerror or exc}); pass a report JSON "
+            "written with --report BASELINE.json"
+        ) from None
+    if not exists:
+        raise RobustbenchLiteError(
+            f"baseline report {p} does not exist; write one with --report BASELINE.json "
+            "on an earlier run and pass that file"
+        )
+    if not p.is_file():  # a folder, a device (/dev/zero), a FIFO: never read
+        raise RobustbenchLiteError(
+            f"baseline report {p} is not a regular file; pass a report JSON written with "
+            "--report BASELINE.json"
+        )
+    if size > MAX_BASELINE_BYTES:
+        raise RobustbenchLiteError(
+            f"baseline report {p} is {size} bytes, more than a report can be "
+            f"({MAX_BASELINE_BYTES} bytes); pass a report JSON written with --report"
         )
     try:
         doc = json.loads(p.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:  # JSON, UTF-8, nesting, unreadable
         raise RobustbenchLiteError(
-            f"baseline report {p} is not JSON ({exc}); pass a report written with --report"
+            f"baseline report {p} is not a readable JSON report ({type(exc).__name__}: "
+            f"{str(exc)[:100]}); pass a report written with --report"
         ) from None
     if (
         not isinstance(doc, dict)
@@ -84,21 +108,67 @@ def _number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def parse_fail_spec(spec: str) -> dict[str, float]:
-    """``"robust_accuracy:0.02,clean_accuracy:0.01"`` -> thresholds by metric."""
-    out = {}
+def parse_fail_spec(spec: str, *, known: Iterable[str] = ()) -> dict[str, float]:
+    """``"robust_accuracy:0.02,clean_accuracy:0.01"`` -> thresholds by metric.
+
+    Each metric must be a report metric (:func:`metric_names`, plus ``known``: e.g. the value
+    names of the baseline, see :func:`baseline_metrics`), so a typo cannot switch the gate
+    off; each amount must be a finite number >= 0 (``nan`` would never compare as worse)."""
+    out: dict[str, float] = {}
+    names: list[str] | None = None
     for part in spec.split(","):
         metric, sep, amount = part.strip().partition(":")
+        metric = metric.strip()
+        if not sep or not metric:
+            raise RobustbenchLiteError(
+                f"compare-fail {_short(spec)}: write METRIC:AMOUNT, e.g. robust_accuracy:0.02"
+            )
         try:
             value = float(amount)
         except ValueError:
-            value = -1.0
-        if not sep or not metric or value < 0:
+            value = math.nan
+        if not math.isfinite(value) or value < 0:
             raise RobustbenchLiteError(
-                f"compare-fail {spec!r}: write METRIC:AMOUNT, e.g. robust_accuracy:0.02"
+                f"compare-fail {_short(part.strip())}: the amount {_short(amount.strip())} must "
+                f"be a finite number >= 0, e.g. {metric}:0.02"
+            )
+        if names is None:
+            names = sorted({*metric_names(), *known})
+        if metric not in names:
+            raise RobustbenchLiteError(
+                f"compare-fail {_short(part.strip())}: unknown metric {_short(metric)}"
+                f"{did_you_mean(metric, names) or ''}; the metrics are {', '.join(names)}"
             )
         out[metric] = value
     return out
+
+
+def metric_names() -> list[str]:
+    """Every metric a report can hold: the values of :mod:`robustbench_lite.report.values`,
+    plus the ``metric_names`` every registered component declares."""
+    from robustbench_lite.core.registry import REGISTRIES
+
+    names = set(REPORT_METRICS)
+    for registry in REGISTRIES.values():
+        for name in registry.names():
+            declared = getattr(registry.get(name), "metric_names", ())
+            names.update(m for m in declared if isinstance(m, str))
+    return sorted(names)
+
+
+def baseline_metrics(baseline: dict[str, Any]) -> set[str]:
+    """The numeric value names of a baseline report (what ``--compare-fail`` can gate on)."""
+    return {
+        str(key)
+        for check in baseline.get("checks", [])
+        if isinstance(check, dict) and isinstance(check.get("values"), dict)
+        for key, value in check["values"].items()
+        if _number(value)
+    }
+
+
+def _short(text: str, limit: int = 60) -> str:
+    return repr(text) if len(text) <= limit else repr(text[: limit - 3] + "...")
 
 
 def regressions(found: list[Change], thresholds: dict[str, float]) -> list[Change]:

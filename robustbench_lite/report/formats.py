@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -104,8 +105,9 @@ def to_table(report: Report) -> str:
                 "PASS" if r.passed else "FAIL",
             )
         )
-    widths = [max(len(str(row[i])) for row in rows) for i in range(len(header))]
-    lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+    cells = [[plain(c) for c in row] for row in rows]  # no terminal escapes from names
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
@@ -153,18 +155,49 @@ def detection_messages(report: Report) -> list[str]:
     return lines
 
 
+#: Characters XML 1.0 does not allow (C0 controls but tab/newline/return, surrogates, U+FFFE/F).
+_NOT_XML = re.compile("[^\x09\x0a\x0d\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+#: Control characters (C0, DEL, C1): a name with a newline must not break a table row.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+#: Markdown punctuation that could start emphasis, code, links, math (``$``) or table cells.
+_MD_PUNCT = re.compile(r"([\\`*\[\]|$])")
+
+
+def plain(value: Any) -> str:
+    """``value`` as text on one line: control characters (newlines too) become spaces and
+    characters XML 1.0 forbids become U+FFFD. Every format renders names through this."""
+    return _NOT_XML.sub("\ufffd", _CONTROL.sub(" ", str(value)))
+
+
+def md_text(value: Any) -> str:
+    """``value`` as literal Markdown text: one line, ``& < >`` as entities (no raw HTML such
+    as ``<script>`` reaches a renderer) and Markdown punctuation backslash-escaped."""
+    text = plain(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _MD_PUNCT.sub(r"\\\1", text)
+
+
+def md_code(value: Any) -> str:
+    """``value`` as inline code: a backtick span when that is literal, else ``<code>`` with
+    entities (a backtick span cannot hold ``<``-text safely in every renderer)."""
+    text = plain(value)
+    if re.search(r"[`<>&|$\\]", text) or not text.strip():
+        return f"<code>{md_text(text)}</code>"
+    return f"`{text}`"
+
+
 def to_markdown(report: Report) -> str:
-    """A GitHub-flavoured Markdown summary: verdict, soundness alerts, and a table of checks."""
+    """A GitHub-flavoured Markdown summary: verdict, soundness alerts, and a table of checks.
+    Every name is escaped (:func:`md_text`): a hostile check id renders as text."""
     verdict = "PASSED" if report.passed else "FAILED"
     lines = [
-        f"# Robustness report: {report.suite}",
+        f"# Robustness report: {md_text(report.suite)}",
         "",
-        f"Model `{report.model}`: **{verdict}** "
+        f"Model {md_code(report.model)}: **{verdict}** "
         f"({sum(r.passed for r in report.results)}/{len(report.results)} checks passed)",
         "",
     ]
     for msg in soundness_messages(report):
-        lines += [f"> **{msg}**", ""]
+        lines += [f"> **{md_text(msg)}**", ""]
     header = ["check", "kind", "component", "threat", *MAIN_VALUES, "expect", "time (s)", "result"]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in report.results:
@@ -178,28 +211,34 @@ def to_markdown(report: Report) -> str:
             format_seconds(r.elapsed_s),
             "pass" if r.passed else "**FAIL**",
         ]
-        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+        lines.append("| " + " | ".join(md_text(c) for c in cells[:-1]) + f" | {cells[-1]} |")
     failures = [(r.id, f) for r in report.results for f in r.detail.get("failed", [])]
     if failures:
-        lines += ["", "## Failed expectations", ""] + [f"- `{cid}`: {f}" for cid, f in failures]
+        lines += ["", "## Failed expectations", ""] + [
+            f"- {md_code(cid)}: {md_text(f)}" for cid, f in failures
+        ]
     detections = detection_messages(report)
     if detections:
-        lines += ["", "## Detections", ""] + [f"- {m}" for m in detections]
+        lines += ["", "## Detections", ""] + [f"- {md_text(m)}" for m in detections]
     env = report.env
     lines += [
         "",
-        f"seed {env.get('seed', '-')}, robustbench_lite {env.get('robustbench_lite', '-')}, "
-        f"torch {env.get('torch', '-')}, executor {env.get('executor', '-')}",
+        md_text(
+            f"seed {env.get('seed', '-')}, robustbench_lite {env.get('robustbench_lite', '-')}, "
+            f"torch {env.get('torch', '-')}, executor {env.get('executor', '-')}"
+        ),
     ]
     return "\n".join(lines) + "\n"
 
 
 def to_junit(report: Report) -> str:
-    """JUnit XML: one testsuite, one testcase per check; failed expectations are failures."""
+    """JUnit XML: one testsuite, one testcase per check; failed expectations are failures.
+    Names pass through :func:`plain`, so the document is well-formed XML 1.0 whatever they hold
+    (ElementTree escapes ``<&>`` and quotes but writes control characters as they are)."""
     suite = ET.Element(
         "testsuite",
         {
-            "name": f"robustbench_lite.{report.suite}",
+            "name": plain(f"robustbench_lite.{report.suite}"),
             "tests": str(len(report.results)),
             "failures": str(sum(not r.passed for r in report.results)),
             "errors": "0",
@@ -209,20 +248,24 @@ def to_junit(report: Report) -> str:
     props = ET.SubElement(suite, "properties")
     for key in ("seed", "robustbench_lite", "torch", "executor"):
         if key in report.env:
-            ET.SubElement(props, "property", {"name": key, "value": str(report.env[key])})
-    ET.SubElement(props, "property", {"name": "model", "value": report.model})
+            ET.SubElement(props, "property", {"name": key, "value": plain(report.env[key])})
+    ET.SubElement(props, "property", {"name": "model", "value": plain(report.model)})
     for r in report.results:
         case = ET.SubElement(
             suite,
             "testcase",
-            {"classname": f"{report.suite}.{r.kind}", "name": r.id, "time": f"{r.elapsed_s:.3f}"},
+            {
+                "classname": plain(f"{report.suite}.{r.kind}"),
+                "name": plain(r.id),
+                "time": f"{r.elapsed_s:.3f}",
+            },
         )
-        ET.SubElement(case, "system-out").text = _values_line(r)
+        ET.SubElement(case, "system-out").text = plain(_values_line(r))
         if not r.passed:
             reasons = list(r.detail.get("failed", [])) + (
                 [r.detail["soundness"]] if r.detail.get("soundness") else []
             )
-            text = "; ".join(reasons) or "expectation failed"
+            text = plain("; ".join(str(reason) for reason in reasons) or "expectation failed")
             ET.SubElement(
                 case, "failure", {"message": text, "type": "ExpectationFailed"}
             ).text = text

@@ -19,6 +19,7 @@ from robustbench_lite.report.formats import (
     ReportFormat,
     detection_messages,
     format_seconds,
+    plain,
     register_format,
     soundness_messages,
     value_text,
@@ -42,7 +43,29 @@ img{max-width:100%;border:1px solid #d0d7de;border-radius:4px}.fig{margin:8px 0 
 
 
 def to_html(report: Report) -> str:
-    """The report as one HTML page with embedded figures."""
+    """The report as one HTML page with embedded figures.
+
+    Every name is HTML-escaped (:func:`_e`); figure labels are drawn with matplotlib's math
+    parsing off, so a ``$`` in a check or defense name is a dollar sign, not broken mathtext."""
+    import warnings
+
+    import matplotlib
+
+    with (
+        matplotlib.rc_context({"text.parse_math": False, "text.usetex": False}),
+        warnings.catch_warnings(),
+    ):  # long names can squeeze a figure; the layout falls back, the page is still whole
+        warnings.filterwarnings("ignore", "constrained_layout not applied", UserWarning)
+        return _page(report)
+
+
+def _label(value: Any, limit: int = 60) -> str:
+    """A figure label: one line (:func:`plain`), at most ``limit`` characters."""
+    text = plain(value)
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def _page(report: Report) -> str:
     verdict = "pass" if report.passed else "fail"
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
@@ -95,7 +118,8 @@ def to_html(report: Report) -> str:
 
 
 def _e(value: Any) -> str:
-    return html.escape(str(value))
+    """``value`` as HTML text: one line (:func:`plain`), ``& < > " '`` escaped."""
+    return html.escape(plain(value))
 
 
 def _table(report: Report) -> str:
@@ -181,7 +205,7 @@ def _sweep_figure(results: tuple[CheckResult, ...]) -> bytes | None:
     ax = fig.add_subplot()
     for (component, norm, goal, defense), points in sorted(lines.items(), key=str):
         label = f"{component} ({norm}{', ' + goal if goal != 'untargeted' else ''}{', ' + defense if defense else ''})"
-        ax.plot([e for e, _ in points], [a for _, a in points], marker="o", label=label)
+        ax.plot([e for e, _ in points], [a for _, a in points], marker="o", label=_label(label))
     ax.set_xlabel("epsilon")
     ax.set_ylabel("robust accuracy")
     ax.set_ylim(-0.02, 1.02)
@@ -226,7 +250,7 @@ def _verify_figure(results: list[CheckResult]) -> bytes:
     """Stacked bars: verified / falsified / unknown fraction per verify check."""
     fig = _figure(7, 0.6 * len(results) + 1.4)
     ax = fig.add_subplot()
-    names = [r.id for r in results]
+    names = [plain(r.id) for r in results]  # unique ids: never cut, or two bars would merge
     left = [0.0] * len(results)
     for key, color in (
         ("verified_fraction", "#1a7f37"),

@@ -23,6 +23,21 @@ from robustbench_lite.core.defense import Detection
 from robustbench_lite.core.types import Status
 from robustbench_lite.core.verifier import VerificationResult, status_fraction
 
+#: Every value name the functions below produce: what expectations and ``--compare-fail``
+#: may name besides a component's own ``metric_names``.
+REPORT_METRICS: tuple[str, ...] = (
+    "clean_accuracy",
+    "robust_accuracy",
+    "success_rate",
+    "queries",
+    "verified_fraction",
+    "falsified_fraction",
+    "unknown_fraction",
+    "soundness_violations",
+    "flagged",
+    "score",
+)
+
 
 def clean_values(clean_correct: Sequence[bool]) -> dict[str, Any]:
     """``clean_accuracy`` of per-sample correctness (N,)."""

@@ -17,16 +17,22 @@ class ModelSpec:
     checkpoint: str
     arch: str | None = None
     options: tuple[tuple[str, Any], ...] = ()
+    #: The suite *asks* for trust (its model is TorchScript or needs full unpickling). It never
+    #: grants it: the run is refused unless the caller passes ``trust_checkpoint=True``.
     trust_checkpoint: bool = False
 
-    def load(self) -> Any:
-        """The :class:`Model` (see :func:`robustbench_lite.load_model`)."""
+    def load(self, *, trust_checkpoint: bool = False) -> Any:
+        """The :class:`Model` (see :func:`robustbench_lite.load_model`).
+
+        ``trust_checkpoint`` is the caller's grant (CLI ``--trust-checkpoint``, pytest
+        ``--rb-trust-checkpoint``); the suite's own ``trust_checkpoint`` key is not one.
+        """
         from robustbench_lite.models.loading import load_model
 
         return load_model(
             self.checkpoint,
             arch=self.arch,
-            trust_checkpoint=self.trust_checkpoint,
+            trust_checkpoint=trust_checkpoint,
             **dict(self.options),
         )
 

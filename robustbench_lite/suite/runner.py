@@ -48,6 +48,7 @@ def run_suite(
     db: str | Path | None = None,
     fresh: bool = False,
     progress: bool = False,
+    trust_checkpoint: bool = False,
 ) -> Report:
     """Run ``suite`` (a :class:`Suite`, a YAML path or ``builtin:NAME``) and return its Report.
 
@@ -62,10 +63,16 @@ def run_suite(
         db: SQLite results store; finished cells are kept there and skipped on a re-run.
         fresh: ignore (and drop) the stored cells of this exact run first.
         progress: show a progress bar on stderr (only when stderr is a terminal).
+        trust_checkpoint: let the model load run code (full unpickling, TorchScript). The
+            caller's decision only: a suite's ``model: {trust_checkpoint: true}`` merely asks
+            for it, and the run is refused unless this is True (CLI ``--trust-checkpoint``,
+            pytest ``--rb-trust-checkpoint``).
     """
     from robustbench_lite.suite.executors import preflight
 
     suite = load_suite(suite)
+    if model is None:
+        require_trust(suite, trust_checkpoint)  # before the store or any model work
     preflight(executor, ray_address)
     if seed is not None:
         suite = replace(suite, seed=seed)
@@ -84,6 +91,7 @@ def run_suite(
             ray_address=ray_address,
             fresh=fresh,
             progress=progress,
+            trust_checkpoint=trust_checkpoint,
         )
     finally:
         if store is not None:
@@ -104,11 +112,12 @@ def _run(
     ray_address: str | None,
     fresh: bool,
     progress: bool,
+    trust_checkpoint: bool = False,
 ) -> Report:
     from robustbench_lite.datasets import load_data
     from robustbench_lite.suite.executors import run_cells
 
-    model = _model(suite, model, device)
+    model = _model(suite, model, device, trust_checkpoint)
     spec = suite.data
     count = n if n is not None else spec.n
     if quick:
@@ -172,7 +181,23 @@ def _run(
     return report
 
 
-def _model(suite: Suite, model: Model | str | Path | None, device: str | None) -> Model:
+def require_trust(suite: Suite, trust_checkpoint: bool) -> None:
+    """Refuse a suite whose model asks for ``trust_checkpoint`` the caller did not grant."""
+    if suite.model is not None and suite.model.trust_checkpoint and not trust_checkpoint:
+        raise SuiteError(
+            f"{suite.source}: the suite's model {suite.model.checkpoint} asks for "
+            "trust_checkpoint (loading it can run code), which a suite cannot grant; if you "
+            "trust the file, pass --trust-checkpoint (pytest: --rb-trust-checkpoint, Python: "
+            "run_suite(..., trust_checkpoint=True))"
+        )
+
+
+def _model(
+    suite: Suite,
+    model: Model | str | Path | None,
+    device: str | None,
+    trust_checkpoint: bool = False,
+) -> Model:
     from robustbench_lite.models.loading import load_model
 
     if model is None:
@@ -180,11 +205,12 @@ def _model(suite: Suite, model: Model | str | Path | None, device: str | None) -
             raise SuiteError(
                 f"{suite.source}: the suite names no model; pass one (CLI: --model SPEC)"
             )
-        loaded: Model = suite.model.load()
+        require_trust(suite, trust_checkpoint)
+        loaded: Model = suite.model.load(trust_checkpoint=trust_checkpoint)
     elif isinstance(model, Model):
         loaded = model
     else:
-        loaded = load_model(model)
+        loaded = load_model(model, trust_checkpoint=trust_checkpoint)
     return loaded.to(device) if device else loaded
 
 

@@ -41,7 +41,7 @@ from robustbench_lite.suite.checks import (
 )
 from robustbench_lite.suite.expect import Expect
 from robustbench_lite.suite.model_spec import Check, DataSpec, DefenseSpec, ModelSpec, Suite
-from robustbench_lite.suite.nodes import Node, parse_yaml
+from robustbench_lite.suite.nodes import Node, max_suite_bytes, parse_yaml
 
 __all__ = [
     "DEFAULT_THREAT",
@@ -100,7 +100,9 @@ def suite_text(path_or_builtin: str | Path) -> tuple[str, str, Path | None]:
             f"({', '.join('builtin:' + n for n in builtin_names())})"
         )
     try:
-        return path.read_text(encoding="utf-8"), spec, path.parent
+        with path.open("rb") as handle:  # never more than the size limit (+1 to see it is over)
+            data = handle.read(max_suite_bytes() + 1)
+        return data.decode("utf-8"), spec, path.parent
     except (OSError, UnicodeDecodeError) as exc:
         raise SuiteError(f"suite file {spec} cannot be read as UTF-8 text: {exc}") from None
 

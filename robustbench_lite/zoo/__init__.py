@@ -2,7 +2,9 @@
 
 Each entry is a recipe (architecture, data, optimiser, seed) that trains deterministically on
 first use and is cached under ``$RBL_CACHE_DIR`` (default ``$XDG_CACHE_HOME/robustbench_lite``),
-keyed by a hash of the recipe. Entries are defined in the modules of this package
+keyed by a hash of the recipe. The cache is only a cache: when it cannot be written (read-only,
+full, ``RBL_CACHE_DIR`` or ``HOME`` a file) the model is trained in memory, one warning names
+``RBL_CACHE_DIR``, and the run goes on. Entries are defined in the modules of this package
 (``digits.py``, ...) with :func:`register_zoo_model`; a third-party package adds entries
 through the ``robustbench_lite.zoo`` entry-point group (a module that calls it on import).
 
@@ -23,8 +25,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from robustbench_lite.core.errors import RegistryError
-from robustbench_lite.core.io import atomic_write_bytes, cache_dir, recipe_hash
+from robustbench_lite.core.errors import RegistryError, RobustbenchLiteError
+from robustbench_lite.core.io import CACHE_ENV, atomic_write_bytes, cache_dir, recipe_hash
 from robustbench_lite.core.model import Model
 from robustbench_lite.core.registry import Catalog
 
@@ -84,23 +86,65 @@ def zoo_entry(name: str) -> ZooEntry:
     return ZOO.get(name)
 
 
-def _paths(entry: ZooEntry) -> tuple[Path, Path]:
-    stem = cache_dir() / "zoo" / f"{entry.name}-{entry.recipe_hash}"
+#: Cache folders a failed write was already reported for (one warning per folder and process).
+_WARNED: set[str] = set()
+
+
+def _paths(entry: ZooEntry) -> tuple[Path, Path] | None:
+    """The cached weights and metadata of ``entry``; None when there is no usable cache folder
+    (``cache_dir`` refused it: a file where the folder should be, no home folder)."""
+    try:
+        stem = cache_dir() / "zoo" / f"{entry.name}-{entry.recipe_hash}"
+    except RobustbenchLiteError as exc:
+        _warn_once("cache", f"{exc}; zoo models are trained in memory and not kept")
+        return None
     return stem.with_suffix(".pt"), stem.with_suffix(".json")
 
 
+def _warn_once(key: str, message: str) -> None:
+    if key not in _WARNED:
+        _WARNED.add(key)
+        log.warning("%s", message)
+
+
 def cached_info(name: str) -> Mapping[str, Any] | None:
-    """The recorded metrics of a trained zoo model, or None if it was never trained here."""
-    _, meta_path = _paths(zoo_entry(name))
-    if not meta_path.is_file():
+    """The recorded metrics of a trained zoo model, or None if it was never trained here (or
+    its cached metadata cannot be read)."""
+    paths = _paths(zoo_entry(name))
+    if paths is None:
         return None
-    info: Mapping[str, Any] = json.loads(meta_path.read_text())
-    return info
+    try:
+        info = json.loads(paths[1].read_text()) if paths[1].is_file() else None
+    except (OSError, ValueError):
+        return None
+    return info if isinstance(info, dict) else None
+
+
+def _write_cache(
+    name: str, weights_path: Path, meta_path: Path, weights: bytes, meta: bytes
+) -> None:
+    """Keep a trained model in the cache; a cache that cannot be written (read-only, full, a
+    file in the way) is reported once per folder and the model stays in memory only."""
+    try:
+        atomic_write_bytes(weights_path, weights)
+        atomic_write_bytes(meta_path, meta)
+    except OSError as exc:  # OutputPathError too: it is an OSError with a message of ours
+        folder = weights_path.parent
+        why = str(exc) if isinstance(exc, RobustbenchLiteError) else f"{exc.strerror or exc}"
+        _warn_once(
+            str(folder),
+            f"cannot write the zoo cache {folder} ({why}); "
+            f"zoo:{name} is used from memory and trained again next time; set {CACHE_ENV} to a "
+            "writable folder to keep trained models",
+        )
 
 
 def _read_cache(net: nn.Module, weights_path: Path, meta_path: Path) -> dict[str, Any] | None:
     """Load cached weights into ``net`` and return their metadata; None if absent or unreadable."""
-    if not (weights_path.is_file() and meta_path.is_file()):
+    try:
+        if not (weights_path.is_file() and meta_path.is_file()):
+            return None
+    except OSError:
         return None
     try:
         state = torch.load(weights_path, map_location="cpu", weights_only=True)
@@ -117,10 +161,10 @@ def load_zoo_model(name: str, *, retrain: bool = False) -> Model:
     import io
 
     entry = zoo_entry(name)
-    weights_path, meta_path = _paths(entry)
+    paths = _paths(entry)
     with torch.random.fork_rng():  # building must not consume the caller's random stream
         net = entry.build()
-    cached = None if retrain else _read_cache(net, weights_path, meta_path)
+    cached = None if retrain or paths is None else _read_cache(net, *paths)
     if cached is not None:
         meta = cached
     else:
@@ -139,10 +183,11 @@ def load_zoo_model(name: str, *, retrain: bool = False) -> Model:
             "torch": torch.__version__,
             **metrics,
         }
-        buffer = io.BytesIO()
-        torch.save(net.state_dict(), buffer)
-        atomic_write_bytes(weights_path, buffer.getvalue())
-        atomic_write_bytes(meta_path, json.dumps(meta, indent=2, default=str).encode())
+        if paths is not None:
+            buffer = io.BytesIO()
+            torch.save(net.state_dict(), buffer)
+            meta_bytes = json.dumps(meta, indent=2, default=str).encode()
+            _write_cache(name, *paths, buffer.getvalue(), meta_bytes)
     net.eval()
     model = Model(net=net, name=f"zoo:{name}", meta=meta, **dict(entry.model_kwargs))
     return entry.finalize(model) if entry.finalize is not None else model

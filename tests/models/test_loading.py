@@ -72,7 +72,9 @@ def test_torchscript(tmp_path: Path) -> None:
     with warnings.catch_warnings():  # torch 2.13 deprecates TorchScript; it still works
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.jit.script(net).save(str(path))
-    model = rbl.load_model(path, input_shape=(1, 8, 8))
+    with pytest.raises(rbl.CheckpointError, match="--trust-checkpoint"):
+        rbl.load_model(path, input_shape=(1, 8, 8))  # TorchScript runs code: the caller trusts it
+    model = rbl.load_model(path, input_shape=(1, 8, 8), trust_checkpoint=True)
     _same_function(model, net)
     assert model.meta["format"] == "torchscript" and model.input_shape == (1, 8, 8)
 

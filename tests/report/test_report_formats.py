@@ -119,13 +119,13 @@ def test_json_contract_and_per_cell_detail() -> None:
 def test_markdown_has_verdict_soundness_alert_and_failures() -> None:
     md = sample_report().to_markdown()
     assert (
-        md.startswith("# Robustness report: demo <suite>")
+        md.startswith("# Robustness report: demo &lt;suite&gt;")  # names are escaped
         and "**FAILED**" in md
         and "(3/5 checks passed)" in md
     )
     assert "> **smt: SOUNDNESS BUG" in md
     assert "| pgd@eps=0.2 | attack | pgd | linf:0.2 | 0.9800 | 0.1000 |" in md
-    assert "- `pgd@eps=0.2`: robust_accuracy = 0.1000, expected >= 0.5" in md
+    assert "- `pgd@eps=0.2`: robust_accuracy = 0.1000, expected &gt;= 0.5" in md
 
 
 def test_junit_is_valid_xml_with_one_case_per_check() -> None:

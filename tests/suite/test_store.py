@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -87,26 +85,40 @@ def test_rerun_resumes_and_fresh_recomputes(
     assert capsys.readouterr().out.startswith("no past runs of model zoo:never-run in ")
 
 
+#: Runs the CLI and SIGKILLs its own process right after the KILL_AFTER-th cell is committed:
+#: the kill lands at the same point of the run however loaded the machine is.
+KILL_AFTER = 3
+SELF_KILLING_CLI = f"""
+import os, signal, sys
+from robustbench_lite.suite import store
+put, stored = store.ResultStore.put, []
+def put_then_die(self, *args, **kwargs):
+    put(self, *args, **kwargs)
+    stored.append(1)
+    if len(stored) == {KILL_AFTER}:
+        os.kill(os.getpid(), signal.SIGKILL)
+store.ResultStore.put = put_then_die
+from robustbench_lite.cli.main import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
 def test_sigkill_mid_run_then_rerun_gives_the_same_report(tmp_path: Path) -> None:
     path = tmp_path / "s.yaml"
     path.write_text(SUITE)
     reference = strip(rbl.run_suite(path).to_dict())
     db, report = tmp_path / "r.sqlite", tmp_path / "report.json"
-    cmd = [*CLI, "run", str(path), "--db", str(db), "--report", str(report), "--quiet"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while count_cells(db) < 2 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert proc.poll() is None, "the run finished before it could be killed"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    killed_at = count_cells(db)
-    assert proc.returncode == -signal.SIGKILL and 2 <= killed_at < TOTAL_CELLS
+    args = ["run", str(path), "--db", str(db), "--report", str(report), "--quiet"]
+    killed = subprocess.run(
+        [sys.executable, "-P", "-c", SELF_KILLING_CLI, *args], capture_output=True, timeout=300
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert count_cells(db) == KILL_AFTER < TOTAL_CELLS
     assert not report.exists() and not list(tmp_path.glob(".report.json.*"))  # nothing half-written
-    rerun = subprocess.run(cmd, capture_output=True, text=True)
+    rerun = subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
     resumed = json.loads(report.read_text())
-    assert resumed["env"]["cells_resumed"] == killed_at
+    assert resumed["env"]["cells_resumed"] == KILL_AFTER
     assert strip(resumed) == reference
     with sqlite3.connect(db) as con:
         rows = con.execute(

@@ -5,12 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from robustbench_lite.verify.layers import lower_model, lower_module
+from robustbench_lite.verify.layers import lower_model
 from torch import nn
 from verify_helpers import random_mlp, shared_vnncomp
 
 import robustbench_lite as rbl
-from robustbench_lite.core.types import Status
 from robustbench_lite.models.onnx_import import ConstOp, Reshape
 
 
@@ -82,16 +81,15 @@ def test_z3_encoders_match_forward() -> None:
         assert np.allclose(z0, net.pre_activations(xs[None])[0][0], atol=1e-9)
 
 
-def test_unsupported_layer_gives_unknown_with_name_and_type() -> None:
+def test_unsupported_layer_is_refused_with_op_and_node() -> None:
     net = nn.Sequential(nn.Linear(2, 3), nn.Tanh(), nn.Linear(3, 2))
     model = rbl.Model(net=net, input_shape=(2,), bounds=(0.0, 1.0))
-    res = rbl.create_verifier("smt", workers=1).verify(
-        model, torch.rand(2, 2), torch.tensor([0, 1]), "linf:0.1", timeout_s=5
-    )
-    assert res.per_sample == (Status.UNKNOWN, Status.UNKNOWN)
-    assert "'1'" in res.reasons[0] and "Tanh" in res.reasons[0]
-    with pytest.raises(rbl.UnsupportedLayerError, match="Tanh"):
-        lower_module(nn.Tanh(), "act", (3,))
+    with pytest.raises(
+        rbl.UnsupportedLayerError, match=r"^unsupported: Tanh \(no exact .*\) at _1$"
+    ):
+        rbl.create_verifier("smt", workers=1).verify(
+            model, torch.rand(2, 2), torch.tensor([0, 1]), "linf:0.1", timeout_s=5
+        )
 
 
 @pytest.mark.skipif(shared_vnncomp() is None, reason="../shared/benchmarks/vnncomp is absent")

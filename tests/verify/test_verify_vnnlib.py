@@ -140,8 +140,8 @@ def test_cli_unsat_and_unsupported(tmp_path: Path, capsys: pytest.CaptureFixture
     bad = write_onnx(net, tmp_path / "tanh.onnx", 2)
     assert (
         main(["verify", str(bad), str(prop), "--timeout", "5", "--out", str(tmp_path / "r.txt")])
-        == 0
-    )
-    out = capsys.readouterr().out.splitlines()
-    assert out[0] == "unknown" and "Tanh" in out[1] and "tanh1" in out[1]
-    assert (tmp_path / "r.txt").read_text() == "unknown\n"
+        == 2
+    )  # refused with one line (issue 16): bad input, never a verdict
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unsupported: Tanh" in err[0] and "tanh1" in err[0]
+    assert not (tmp_path / "r.txt").exists()
