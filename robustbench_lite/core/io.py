@@ -83,6 +83,19 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
+def not_a_file(path: str | Path) -> str:
+    """Why ``path`` cannot be read as an input file: "does not exist", "is a folder, not a
+    regular file", "is a character device, not a regular file", ... ("" for a regular file)."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "does not exist"
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    kind = _kind(mode)
+    return "" if kind == "a regular file" else f"is {kind}, not a regular file"
+
+
 def output_target(path: str | Path, *, what: str = "") -> Path:
     """The regular file a write to ``path`` replaces: ``path``, or the file its symlink points at.
 

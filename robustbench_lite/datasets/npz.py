@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from robustbench_lite.core.errors import DataError
+from robustbench_lite.core.io import not_a_file
 
 #: Environment variable that raises the cap on an archive's inflated size (bytes).
 MAX_BYTES_ENV = "RBL_MAX_DATA_BYTES"
@@ -22,8 +23,9 @@ def load_npz(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
     The archive's declared inflated size is checked against ``$RBL_MAX_DATA_BYTES`` (default
     4 GiB) before any array is read, so a small file cannot inflate into all of memory.
     """
-    if not path.is_file():
-        raise DataError(f"data file {path} does not exist; pass npz:PATH to an existing .npz file")
+    problem = not_a_file(path)
+    if problem:
+        raise DataError(f"data file {path} {problem}; pass npz:PATH to an existing .npz file")
     _check_inflated_size(path)
     try:
         with np.load(path, allow_pickle=False) as archive:

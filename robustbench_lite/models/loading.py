@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from robustbench_lite.core.errors import CheckpointError
+from robustbench_lite.core.io import not_a_file
 from robustbench_lite.core.model import Model
 
 _MODEL_KEYS = ("bounds", "mean", "std", "input_shape", "num_classes", "default_threats", "name")
@@ -76,9 +77,10 @@ def load_model(
 
         return load_zoo_model(text[4:])
     path = Path(text).expanduser()
-    if not path.is_file():
+    problem = not_a_file(path)
+    if problem:
         hint = " (zoo models are written zoo:NAME)" if ":" not in text and "/" not in text else ""
-        raise CheckpointError(f"model file {text} does not exist{hint}")
+        raise CheckpointError(f"model file {text} {problem}{hint}")
     if path.suffix.lower() == ".onnx":
         from robustbench_lite.models.onnx_import import load_onnx_model
 

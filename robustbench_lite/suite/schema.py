@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from robustbench_lite.core.errors import SuiteError, did_you_mean
+from robustbench_lite.core.io import not_a_file
 from robustbench_lite.suite.checks import (
     DEFAULT_THREAT,
     checks,
@@ -94,9 +95,10 @@ def suite_text(path_or_builtin: str | Path) -> tuple[str, str, Path | None]:
             )
         return (files("robustbench_lite.suites") / f"{name}.yaml").read_text(), spec, None
     path = Path(spec).expanduser()
-    if not path.is_file():
+    problem = not_a_file(path)
+    if problem:
         raise SuiteError(
-            f"suite file {spec} does not exist; pass a YAML file or builtin:NAME "
+            f"suite file {spec} {problem}; pass a YAML file or builtin:NAME "
             f"({', '.join('builtin:' + n for n in builtin_names())})"
         )
     try:
