@@ -73,7 +73,9 @@ class Float32Check:
                 continue
             with torch.no_grad():
                 y = (
-                    self.model(torch.from_numpy(x32.reshape((1,) + shape)))
+                    self.model(
+                        torch.from_numpy(x32.reshape((1,) + shape)).to(model_dtype(self.model))
+                    )
                     .double()
                     .numpy()
                     .reshape(-1)
@@ -81,6 +83,15 @@ class Float32Check:
             if self.prop.holds_at(x32.astype(np.float64), y):
                 return x32.astype(np.float64)
         return None
+
+
+def model_dtype(model: Model) -> torch.dtype:
+    """The dtype the network computes in (its first floating parameter; float32 if none): a
+    float32 witness is re-run in the network's own dtype."""
+    for p in model.net.parameters():
+        if p.is_floating_point():
+            return p.dtype
+    return torch.float32
 
 
 def to_float32_in_box(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray | None:
@@ -284,7 +295,11 @@ class SmtVerifier(Verifier):
         shape = tuple(model.input_shape or (x.size,))
         with torch.no_grad():
             y = (
-                model(torch.from_numpy(x.astype(np.float32).reshape((1,) + shape)))
+                model(
+                    torch.from_numpy(x.astype(np.float32).reshape((1,) + shape)).to(
+                        model_dtype(model)
+                    )
+                )
                 .double()
                 .numpy()
                 .reshape(-1)

@@ -159,3 +159,19 @@ def test_relu_subclass_is_never_verified_as_relu() -> None:
         rbl.create_verifier("smt", workers=1).verify(
             model, torch.tensor([[-0.5]]), torch.tensor([0]), "linf:0.5", timeout_s=5
         )
+
+
+def test_a_float64_network_is_verified_and_rechecked_in_float64() -> None:
+    """The issue's case: y0 = (1 + 2e-8) x0 at x0 = 1 meets Y_0 >= 1.00000001 only in float64."""
+    from robustbench_lite.verify.properties import Case, Property
+
+    net = nn.Sequential(nn.Linear(1, 1)).double()
+    with torch.no_grad():
+        net[0].weight.fill_(1 + 2e-8)
+        net[0].bias.zero_()
+    model = rbl.Model(net=net, input_shape=(1,), bounds=(0.0, 2.0))
+    box = np.array([1.0])
+    prop = Property(1, 1, (Case(box, box, ((np.array([[-1.0]]), np.array([-1.00000001])),)),))
+    res = rbl.create_verifier("smt", workers=1).verify_property(model, prop, timeout_s=10)
+    assert res.status is Status.FALSIFIED and res.x is not None and float(res.x[0]) == 1.0
+    assert float(net(torch.tensor([[1.0]], dtype=torch.float64)).detach()) >= 1.00000001
