@@ -1,0 +1,1 @@
+"""Example robustbench_lite plug-in (see README, "Your own attack")."""
