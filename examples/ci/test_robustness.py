@@ -15,6 +15,7 @@ def model() -> rbl.Model:
         HERE / "checkpoints" / "digits_mlp.pt",
         arch="mynet:DigitsMLP",
         input_shape=(1, 8, 8),
+        bounds=(0.0, 1.0),  # the input domain is never guessed: say it (or data="digits")
         num_classes=10,
     )
 

@@ -12,26 +12,136 @@ from robustbench_lite.core.model import Model
 
 
 def add_model_arguments(p: argparse.ArgumentParser, *, required: bool = True) -> None:
-    """``--model SPEC [--arch module:attr] [--trust-checkpoint]``."""
+    """``--model SPEC [--arch module:attr] [--trust-checkpoint]`` and the input-space options."""
     p.add_argument(
         "--model",
         required=required,
         metavar="SPEC",
-        help="zoo:NAME, a state_dict checkpoint (with --arch), TorchScript or .onnx file",
+        help="zoo:NAME, a state_dict checkpoint (with --arch), TorchScript, .pt2 or .onnx file",
     )
-    p.add_argument("--arch", metavar="MODULE:ATTR", help="architecture for a state_dict checkpoint")
+    p.add_argument(
+        "--arch",
+        metavar="MODULE:ATTR",
+        help="architecture for a state_dict checkpoint (MODULE is looked up in the current "
+        "folder first)",
+    )
     p.add_argument(
         "--trust-checkpoint",
         action="store_true",
         help="allow full unpickling of the checkpoint (runs code; trusted files only)",
     )
+    add_input_space_arguments(p)
+
+
+def add_input_space_arguments(p: argparse.ArgumentParser) -> None:
+    """``--bounds LO,HI --mean M,.. --std S,.. --input-shape C,H,W``: what the model takes."""
+    p.add_argument(
+        "--bounds",
+        type=bounds_pair,
+        metavar="LO,HI",
+        help="the model's input range, e.g. 0,1 (default: the checkpoint's metadata, else the "
+        "data's declared domain)",
+    )
+    p.add_argument(
+        "--mean",
+        type=numbers,
+        metavar="M,...",
+        help="per-channel normalization mean the model applies (with --std)",
+    )
+    p.add_argument(
+        "--std", type=numbers, metavar="S,...", help="per-channel normalization std (with --mean)"
+    )
+    p.add_argument(
+        "--input-shape",
+        type=shape,
+        metavar="C,H,W",
+        help="shape of one sample (default: the checkpoint's metadata, else the data's)",
+    )
+
+
+def bounds_pair(text: str) -> tuple[float, float]:
+    """argparse type of ``--bounds``: two finite numbers ``LO,HI`` with LO < HI."""
+    values = numbers(text)
+    if len(values) != 2 or not values[0] < values[1]:
+        raise argparse.ArgumentTypeError(f"{text!r}: write LO,HI with LO < HI, e.g. 0,1")
+    return values[0], values[1]
+
+
+def numbers(text: str) -> tuple[float, ...]:
+    """argparse type: comma-separated finite numbers (``0.5,0.25``)."""
+    import math
+
+    try:
+        values = tuple(float(v) for v in text.replace(" ", "").split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text[:40]!r}: write numbers separated by commas, e.g. 0.5,0.25"
+        ) from None
+    if not values or not all(math.isfinite(v) for v in values):
+        raise argparse.ArgumentTypeError(f"{text[:40]!r}: every number must be finite")
+    return values
+
+
+def shape(text: str) -> tuple[int, ...]:
+    """argparse type of ``--input-shape``: positive whole numbers ``1,8,8`` (or ``1x8x8``)."""
+    parts = text.replace("x", ",").replace(" ", "").split(",")
+    try:
+        values = tuple(int(v) for v in parts)
+    except ValueError:
+        values = ()
+    if not values or len(values) > 8 or any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(
+            f"{text[:40]!r}: write the shape of one sample, e.g. 1,8,8"
+        )
+    return values
+
+
+def input_space_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The input-space options given on the command line, as ``load_model`` keywords."""
+    mean, std = getattr(args, "mean", None), getattr(args, "std", None)
+    if (mean is None) != (std is None):
+        raise RobustbenchLiteError("--mean and --std go together: give both, or neither")
+    out = {
+        "bounds": getattr(args, "bounds", None),
+        "mean": mean,
+        "std": std,
+        "input_shape": getattr(args, "input_shape", None),
+    }
+    return {k: v for k, v in out.items() if v is not None}
 
 
 def load_model_from_args(args: argparse.Namespace) -> Model:
-    """The model named by ``--model``/``--arch``."""
-    from robustbench_lite.models.loading import load_model
+    """The model named by ``--model``/``--arch`` with the input-space options given; what is
+    still unknown is filled from the data by :func:`model_and_data` (or the suite runner).
 
-    return load_model(args.model, arch=args.arch, trust_checkpoint=args.trust_checkpoint)
+    ``--arch MODULE:ATTR`` finds MODULE in the current folder first."""
+    from pathlib import Path
+
+    from robustbench_lite.models.loading import open_model
+
+    return open_model(
+        args.model,
+        arch=args.arch,
+        trust_checkpoint=args.trust_checkpoint,
+        given_by="cli",
+        arch_paths=[Path.cwd()],
+        **input_space_options(args),
+    )
+
+
+def model_and_data(
+    args: argparse.Namespace, model: Model, *, n: int | None, split: str = "test"
+) -> tuple[Model, Any, Any, Any]:
+    """``(model, x, y, data choice)``: ``--data`` or the model's own data, loaded, and the
+    model's input space completed from it (exit 2 naming ``--bounds`` if nothing gives them)."""
+    from robustbench_lite.datasets import load_data
+    from robustbench_lite.models.domain import choose_data, resolve_input_space
+
+    choice = choose_data(model, getattr(args, "data", None))
+    x, y = load_data(choice.source, split=split, n=n, **dict(choice.options))
+    model = resolve_input_space(model, choice, x)
+    model.check_inputs(x)
+    return model, x, y, choice
 
 
 def parse_params(items: list[str] | None) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from robustbench_lite.cli._common import (
     add_model_arguments,
     check_report_path,
     load_model_from_args,
+    model_and_data,
     parse_params,
     positive_int,
 )
@@ -23,7 +24,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     add_model_arguments(p)
     p.add_argument("--threat", required=True, help="threat spec, e.g. linf:8/255 or l2:0.5")
-    p.add_argument("--data", default="digits", help="dataset name or npz:PATH (default: digits)")
+    p.add_argument(
+        "--data",
+        help="dataset name or npz:PATH (default: the model's own data, e.g. a zoo model's, "
+        "else digits)",
+    )
     p.add_argument("--n", type=positive_int, help="number of test samples (default: all)")
     p.add_argument("--seed", type=seed_int, default=0, help="seed for random starts and targets")
     p.add_argument(
@@ -36,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from robustbench_lite.core.io import write_atomic
     from robustbench_lite.core.registry import create_attack
     from robustbench_lite.core.threat import ThreatModel, require_supported
-    from robustbench_lite.datasets import load_data
+    from robustbench_lite.models.domain import input_space_record
     from robustbench_lite.report.model import CheckResult, Report, environment
     from robustbench_lite.report.values import result_values
 
@@ -44,9 +49,9 @@ def run(args: argparse.Namespace) -> int:
     attack = create_attack(args.attack, **parse_params(args.param))  # validates before heavy work
     threat = ThreatModel.parse(args.threat)
     require_supported("attack", attack.name, attack.supports, threat)  # before loading anything
-    model = load_model_from_args(args)
-    x, y = load_data(args.data, split="test", n=args.n)
+    model, x, y, data = model_and_data(args, load_model_from_args(args), n=args.n)
     result = attack(model, x, y, threat, seed=args.seed)
+    domain = input_space_record(model)
     check = CheckResult(
         id=f"{attack.name}-{threat.name}",
         kind="attack",
@@ -55,13 +60,20 @@ def run(args: argparse.Namespace) -> int:
         passed=True,
         values=result_values(result),
         elapsed_s=result.elapsed_s,
-        detail={"params": repr(attack), "n": len(y), "data": args.data, "seed": args.seed},
+        detail={
+            "params": repr(attack),
+            "n": len(y),
+            "data": data.source,
+            "data_options": data.record()["options"],
+            "seed": args.seed,
+            "model_domain": domain,
+        },
     )
     report = Report(
         suite=f"attack:{attack.name}",
         model=model.name,
         results=(check,),
-        env=environment(seed=args.seed),
+        env=environment(seed=args.seed, data=data.record(), model_domain=domain),
     )
     print(report.to_table())
     if args.report:

@@ -27,7 +27,10 @@ def add_suite_run_arguments(p: argparse.ArgumentParser, *, model_required: bool 
 
     if not model_required:
         add_model_arguments(p, required=False)
-    p.add_argument("--data", help="dataset name or npz:PATH (default: the suite's)")
+    p.add_argument(
+        "--data",
+        help="dataset name or npz:PATH (default: the suite's, else the model's own, else digits)",
+    )
     p.add_argument("--n", type=positive_int, help="number of samples (default: the suite's)")
     add_cli_options(p, ("seed", "device", "quick", "report"))
     p.add_argument(
@@ -59,9 +62,19 @@ def add_suite_run_arguments(p: argparse.ArgumentParser, *, model_required: bool 
 
 
 def run(args: argparse.Namespace) -> int:
-    from robustbench_lite.cli._common import check_run_outputs, load_model_from_args
+    from robustbench_lite.cli._common import (
+        check_run_outputs,
+        input_space_options,
+        load_model_from_args,
+    )
+    from robustbench_lite.core.errors import RobustbenchLiteError
 
     check_run_outputs(args)  # a report or store path that cannot be written fails before work
+    if not args.model and (input_space_options(args) or args.arch):
+        raise RobustbenchLiteError(
+            "--arch, --bounds, --mean/--std and --input-shape describe --model; for the suite's "
+            "own model, set them in its model: block"
+        )
     model = load_model_from_args(args) if args.model else None
     return run_and_report(args, args.suite, model)
 
@@ -112,6 +125,9 @@ def run_and_report(args: argparse.Namespace, suite: str, model: Any) -> int:
         progress=not args.quiet,
         trust_checkpoint=bool(getattr(args, "trust_checkpoint", False)),
     )
+    announcement = reuse_line(report, db)
+    if announcement:
+        print(f"robustbench-lite: {announcement}", file=sys.stderr)
     if args.report:
         try:
             write_atomic(args.report, render(report, fmt))
@@ -142,6 +158,19 @@ def run_and_report(args: argparse.Namespace, suite: str, model: Any) -> int:
             file=sys.stderr,
         )
     return code
+
+
+def reuse_line(report: Any, db: str | None) -> str | None:
+    """``3 of 3 checks (6 of 6 cells) reused from results.sqlite; --fresh recomputes`` when the
+    run took cells from the results store, else None. A check counts when all its cells did."""
+    cells = int(report.env.get("cells_resumed") or 0)
+    if not cells:
+        return None
+    total = report.env.get("cells", cells)
+    return (
+        f"{report.reused_checks} of {len(report.results)} checks ({cells} of {total} cells) "
+        f"reused from {db or 'the results store'}; --fresh recomputes"
+    )
 
 
 def _report_not_written(path: str, exc: OSError, db: str | None) -> Exception:

@@ -4,7 +4,9 @@
 ``sat``, ``unsat``, ``timeout`` or ``unknown`` on the first line (then the reason and time) and
 writes the VNN-COMP result file (the verdict, then ``((X_0 v) ... (Y_0 v) ...)`` for sat).
 ``robustbench-lite verify --model zoo:digits-mlp --threat linf:0.01 --n 20`` verifies local
-robustness of dataset samples and prints the verified / falsified / unknown fractions.
+robustness of dataset samples (``--data``, else the model's own data, else digits) and prints
+the verified / falsified / unknown fractions. The input shape comes from the model's file, else
+the data's samples, else ``--input-shape``; without one the run stops (exit 2), never a verdict.
 
 ``--timeout`` is a positive, finite number of seconds (at most a week) and covers the whole
 VNN-COMP run: loading the network, reading the property and deciding it. The network is loaded
@@ -26,6 +28,7 @@ from robustbench_lite.cli._common import (
     add_model_arguments,
     check_report_path,
     load_model_from_args,
+    model_and_data,
     positive_int,
 )
 from robustbench_lite.core.errors import RobustbenchLiteError
@@ -42,7 +45,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("property", nargs="?", help="a .vnnlib property (VNN-COMP mode)")
     add_model_arguments(p, required=False)
     p.add_argument("--threat", help="threat spec for dataset mode, e.g. linf:0.01")
-    p.add_argument("--data", default="digits", help="dataset name or npz:PATH (default: digits)")
+    p.add_argument(
+        "--data",
+        help="dataset name or npz:PATH (default: the model's own data, else digits)",
+    )
     p.add_argument(
         "--n", type=positive_int, default=20, help="number of test samples (default: 20)"
     )
@@ -111,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
 def _run_vnnlib(args: argparse.Namespace) -> int:
     from robustbench_lite.core.registry import create_verifier
     from robustbench_lite.core.types import Status
-    from robustbench_lite.models.loading import load_model
+    from robustbench_lite.models.loading import open_model
 
     start = time.monotonic()
     verifier = create_verifier("smt", workers=args.workers)
@@ -121,7 +127,8 @@ def _run_vnnlib(args: argparse.Namespace) -> int:
     try:
         # a network that is malformed or cannot be run exactly (``unsupported: <op> (<why>)
         # at <node>``) is bad input: exit 2 with that line, never a verdict
-        model = load_model(args.network)
+        # the property gives the input box, so the network's own bounds are not needed
+        model = open_model(args.network)
         n_in, n_out = _network_sizes(model, args.network)
         # parse errors: exit 2; variable indices bounded by the network's sizes
         prop = verifier.read_property(args.property, n_inputs=n_in, n_outputs=n_out)
@@ -209,13 +216,18 @@ def _run_dataset(args: argparse.Namespace) -> int:
     from robustbench_lite.core.io import write_atomic
     from robustbench_lite.core.registry import create_verifier
     from robustbench_lite.core.threat import ThreatModel
-    from robustbench_lite.datasets import load_data
+    from robustbench_lite.models.domain import input_space_record
     from robustbench_lite.report.model import CheckResult, Report, environment
     from robustbench_lite.report.values import result_values
 
     threat = ThreatModel.parse(args.threat)
-    model = load_model_from_args(args)
-    x, y = load_data(args.data, split="test", n=args.n)
+    model, x, y, data = model_and_data(args, load_model_from_args(args), n=args.n)
+    if model.input_shape is None:  # a configuration problem: bad input, never a verdict
+        raise RobustbenchLiteError(
+            f"{model.name}: the verifier needs the shape of one sample and the data "
+            f"{data.source} does not give it; pass --input-shape, e.g. --input-shape 1,8,8"
+        )
+    domain = input_space_record(model)
     verifier = create_verifier("smt", workers=args.workers)
     res = verifier.verify(model, x, y, threat, timeout_s=args.timeout)
     values = result_values(res)
@@ -230,12 +242,18 @@ def _run_dataset(args: argparse.Namespace) -> int:
         elapsed_s=res.elapsed_s,
         detail={
             "n": len(y),
-            "data": args.data,
+            "data": data.source,
             "timeout_s": args.timeout,
             "unknown_reasons": reasons,
+            "model_domain": domain,
         },
     )
-    report = Report(suite="verify:smt", model=model.name, results=(check,), env=environment(seed=0))
+    report = Report(
+        suite="verify:smt",
+        model=model.name,
+        results=(check,),
+        env=environment(seed=0, data=data.record(), model_domain=domain),
+    )
     print(report.to_table())
     print(
         f"verified {res.verified_fraction:.3f}  falsified {res.falsified_fraction:.3f}  "

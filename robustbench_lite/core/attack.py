@@ -1,7 +1,8 @@
 """The Attack base class and its result.
 
 Subclasses are frozen dataclasses of hyperparameters and implement :meth:`Attack.run`. The base
-class owns :meth:`Attack.__call__`: it checks the threat is supported, draws targets, runs the
+class owns :meth:`Attack.__call__`: it checks the threat is supported and its eps is within the
+model's input range (``require_meaningful_eps``), draws targets, runs the
 attack, projects the output into the threat set and re-checks success on the real model. An
 attack never reports its own success.
 """
@@ -18,7 +19,7 @@ import torch
 
 from robustbench_lite.core.errors import DataError
 from robustbench_lite.core.model import Model
-from robustbench_lite.core.threat import ThreatModel, require_supported
+from robustbench_lite.core.threat import ThreatModel, require_meaningful_eps, require_supported
 from robustbench_lite.core.types import Goal, Inputs, Norm, batch_size, require_tensor
 
 
@@ -135,6 +136,7 @@ class Attack(ABC):
         require_supported("attack", self.name, self.supports, threat)
         if not self.multimodal:
             require_tensor(x, self.name)
+        require_meaningful_eps(threat, model.bounds, x)  # eps beyond the input range: exit 2
         n = batch_size(x)
         if y.shape != (n,):
             raise DataError(

@@ -1,7 +1,8 @@
 """ThreatModel: the set of allowed perturbations plus the attacker's goal.
 
 ``ThreatModel.parse("linf:8/255")``, ``"l2:0.5"``, ``"linf:0.1:targeted"``,
-``"l2:1.0:top_k:5"`` or a YAML mapping ``{norm: l2, eps: 0.5, goal: top_k, k: 5}``.
+``"l2:1.0:top_k:5"`` or a YAML mapping ``{norm: l2, eps: 0.5, goal: top_k, k: 5}``. Norm and
+goal names are case-insensitive (``Linf:0.1`` is ``linf:0.1``); the canonical name is lower case.
 """
 
 from __future__ import annotations
@@ -467,6 +468,49 @@ def _project_l0(delta: torch.Tensor, k: int) -> torch.Tensor:
     idx = flat.abs().topk(k, dim=1).indices
     keep = torch.zeros_like(flat, dtype=torch.bool).scatter(1, idx, True)
     return torch.where(keep, flat, torch.zeros_like(flat)).reshape(delta.shape)
+
+
+def largest_meaningful_eps(norm: Norm, bounds: Bounds, dim: int) -> float | None:
+    """The largest budget that is not the whole input box ``bounds`` for inputs of ``dim``
+    elements: the box's diameter, ``width`` for linf, ``width * sqrt(dim)`` for l2 and
+    ``width * dim`` for l1. None for other norms and for unbounded inputs."""
+    width = float(bounds[1]) - float(bounds[0])
+    if not math.isfinite(width) or dim < 1:
+        return None
+    if norm is Norm.LINF:
+        return width
+    if norm is Norm.L2:
+        return width * math.sqrt(dim)
+    if norm is Norm.L1:
+        return width * dim
+    return None
+
+
+def require_meaningful_eps(threat: ThreatModel, bounds: Bounds, x: Inputs) -> None:
+    """Raise :class:`ThreatSpecError` when ``threat.eps`` exceeds
+    :func:`largest_meaningful_eps` for inputs like ``x`` (N, ...) in ``bounds``: such a threat
+    set holds every input, so it measures nothing (``linf:30`` on [0, 1] data is a typo)."""
+    if isinstance(x, torch.Tensor):
+        sample = x
+    elif threat.modality is not None and threat.modality in x:
+        sample = x[threat.modality]
+    else:  # the attack refuses a mapping without a matching modality itself
+        return
+    dim = math.prod(sample.shape[1:])
+    limit = largest_meaningful_eps(threat.norm, bounds, dim)
+    if limit is None or threat.eps <= limit * (1 + 1e-9):
+        return
+    lo, hi = (float(b) for b in bounds)
+    how = {
+        Norm.LINF: "the width of the input range",
+        Norm.L2: f"width {hi - lo:g} x sqrt({dim} input elements)",
+        Norm.L1: f"width {hi - lo:g} x {dim} input elements",
+    }[threat.norm]
+    raise ThreatSpecError(
+        f"threat {threat.name}: eps {threat.eps:g} is larger than the input range [{lo:g}, "
+        f"{hi:g}] allows; the largest meaningful {threat.norm.value} eps is {limit:.6g} "
+        f"({how}), beyond it the threat set holds every input"
+    )
 
 
 def require_supported(

@@ -3,7 +3,17 @@
 A spec is ``npz:PATH`` or the name of a module in :mod:`robustbench_lite.datasets` (``digits``,
 ``orl``, ...). Datasets that are not shipped inside an installed package live in the data
 folder named by the ``RBL_DATA_DIR`` environment variable and are never copied elsewhere.
-Each dataset module exposes ``load(split, **kw) -> (x, y)``.
+Each dataset module exposes ``load(split, **kw) -> (x, y)`` and declares its input domain as
+``DOMAIN = Domain(bounds=..., default_threats=...)`` (:func:`dataset_domain`): the value range
+of its samples, the normalization a model of it expects (none: models take the values as they
+are), and the threats ``robustbench-lite evaluate`` measures by default. A model whose bounds
+are not given (``--bounds``, the checkpoint's metadata) takes them from the data's domain.
+
+A model may name its own data (a zoo entry's dataset and options, or a checkpoint's metadata):
+``rbl.load_data(model)`` loads exactly that, e.g. ``zoo:orl-cnn``'s ORL faces at 56x46::
+
+    model = rbl.load_model("zoo:orl-cnn")
+    x, y = rbl.load_data(model, split="test", n=20)   # = rbl.load_data("orl", size=(56, 46))
 
 Layer: content. May import ``core`` and ``worlds`` (the text vocabulary); never ``zoo``,
 ``models``, the harness or the faces.
@@ -14,15 +24,61 @@ from __future__ import annotations
 import importlib
 import os
 import pkgutil
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from robustbench_lite.core.errors import DataError, DataFolderMissing, did_you_mean
 
+if TYPE_CHECKING:
+    from robustbench_lite.core.model import Model
+
 DATA_DIR_ENV = "RBL_DATA_DIR"
 SPLITS = ("train", "test")
+
+
+@dataclass(frozen=True)
+class Domain:
+    """What a dataset declares about its samples (``DOMAIN`` in each dataset module).
+
+    Args:
+        bounds: (lo, hi) of every input value, or None when the dataset cannot say (token ids
+            whose range depends on the vocabulary).
+        mean, std: the per-channel normalization models of this data expect; None (both) when
+            models take the values as they are.
+        default_threats: the threats ``robustbench-lite evaluate`` measures for a model of this
+            data that declares none of its own; empty when there is no sensible default.
+    """
+
+    bounds: tuple[float, float] | None
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    default_threats: tuple[str, ...] = ()
+
+
+def dataset_domain(spec: str) -> Domain | None:
+    """The declared :class:`Domain` of dataset ``spec``; None for ``npz:PATH`` (an archive of
+    arrays says nothing about its range) and for a dataset module that declares none."""
+    if not isinstance(spec, str) or spec.startswith("npz:"):
+        return None
+    name = spec.replace("-", "_")
+    if name not in [d.replace("-", "_") for d in list_datasets()]:
+        return None
+    domain = getattr(importlib.import_module(f"robustbench_lite.datasets.{name}"), "DOMAIN", None)
+    return domain if isinstance(domain, Domain) else None
+
+
+def model_data(model: Model) -> tuple[str, dict[str, Any]] | None:
+    """``(dataset, options)`` a model names as its own data (``model.meta["data"]``, set by the
+    zoo and by a checkpoint's metadata), or None."""
+    data = model.meta.get("data") if isinstance(model.meta, Mapping) else None
+    if not isinstance(data, Mapping) or not isinstance(data.get("source"), str):
+        return None
+    options = data.get("options") or {}
+    return data["source"], dict(options) if isinstance(options, Mapping) else {}
 
 
 def data_dir() -> Path | None:
@@ -63,15 +119,28 @@ def check_split(split: str) -> None:
 
 
 def load_data(
-    spec: str, *, split: str = "test", n: int | None = None, **kw: Any
+    spec: str | Model, *, split: str = "test", n: int | None = None, **kw: Any
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Load ``(x, y)``: x (N, ...) float in the dataset's bounds (or token ids), y (N,) int64.
 
     Args:
-        spec: ``"digits"``, ``"orl"``, ``"npz:path/to/file.npz"`` (arrays ``x`` and ``y``), ...
+        spec: ``"digits"``, ``"orl"``, ``"npz:path/to/file.npz"`` (arrays ``x`` and ``y``), ...,
+            or a :class:`Model` that names its data (a zoo model, a checkpoint with metadata):
+            ``rbl.load_data(rbl.load_model("zoo:orl-cnn"))`` gives the 56x46 ORL faces it was
+            trained on; ``**kw`` then override that data's own options.
         split: ``"train"`` or ``"test"`` (fixed, seeded split per dataset).
         n: keep the first ``n`` samples; more than the split holds is an error.
     """
+    from robustbench_lite.core.model import Model
+
+    if isinstance(spec, Model):
+        named = model_data(spec)
+        if named is None:
+            raise DataError(
+                f"{spec.name} names no data of its own; pass a dataset name "
+                f"({', '.join(list_datasets())}) or npz:PATH"
+            )
+        return load_data(named[0], split=split, n=n, **{**named[1], **kw})
     if not isinstance(spec, str) or not spec:
         raise DataError(
             f"data spec {spec!r}: write a dataset name ({', '.join(list_datasets())}) or npz:PATH"

@@ -11,6 +11,10 @@ from functools import lru_cache
 import numpy as np
 import torch
 
+from robustbench_lite.datasets import Domain
+
+#: Pixels in [0, 1], fed as they are; ``evaluate`` measures linf 0.1 and l2 1.0 by default.
+DOMAIN = Domain(bounds=(0.0, 1.0), default_threats=("linf:0.1", "l2:1"))
 TEST_FRACTION = 0.3
 SPLIT_SEED = 0
 

@@ -24,7 +24,10 @@ import numpy as np
 import torch
 
 from robustbench_lite.core.errors import DataError
-from robustbench_lite.datasets import check_split, data_folder
+from robustbench_lite.datasets import Domain, check_split, data_folder
+
+#: Camera images in [0, 1]; no default threat (name one with --threat).
+DOMAIN = Domain(bounds=(0.0, 1.0))
 
 FOLDER = "kitti_object_3frames"
 FRAME_IDS = ("000000", "000001", "000002")

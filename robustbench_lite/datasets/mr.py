@@ -20,13 +20,15 @@ from functools import lru_cache
 import torch
 
 from robustbench_lite.core.errors import DataError
-from robustbench_lite.datasets import data_folder
+from robustbench_lite.datasets import Domain, data_folder
 from robustbench_lite.worlds.text import Vocabulary
 
 FOLDER = "tminer_rotten_tomato"
 ALL_SPLITS = ("train", "dev", "test")
 MAX_LEN = 32  # whole for ~92% of sentences (median 21, 95th percentile 35 tokens); longer ones are truncated
 VOCAB_SIZE = 5000
+#: Token ids: their range depends on the vocabulary (a model of them declares its own bounds).
+DOMAIN = Domain(bounds=None)
 
 
 @lru_cache(maxsize=8)

@@ -26,7 +26,10 @@ import numpy as np
 import torch
 
 from robustbench_lite.core.errors import DataError
-from robustbench_lite.datasets import data_folder
+from robustbench_lite.datasets import Domain, data_folder
+
+#: Binary event frames in {0, 1}; ``evaluate`` measures l0 200 (flipped events) by default.
+DOMAIN = Domain(bounds=(0.0, 1.0), default_threats=("l0:200",))
 
 FOLDER = "nmnist_small_slayer"
 LISTS = {"train": "train300.txt", "test": "test100.txt"}

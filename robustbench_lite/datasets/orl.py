@@ -13,7 +13,10 @@ import numpy as np
 import torch
 
 from robustbench_lite.core.errors import DataError
-from robustbench_lite.datasets import data_folder
+from robustbench_lite.datasets import Domain, data_folder
+
+#: Grey levels in [0, 1], fed as they are; ``evaluate`` measures top-5 l2 1.0 by default.
+DOMAIN = Domain(bounds=(0.0, 1.0), default_threats=("l2:1.0:top_k:5",))
 
 FOLDER = "att_faces_orl"
 N_IDENTITIES, N_IMAGES, HEIGHT, WIDTH = 40, 10, 112, 92

@@ -1,34 +1,50 @@
-"""``rbl.load_model(spec)``: zoo names, state_dict checkpoints, TorchScript and ONNX files.
+"""``rbl.load_model(spec)``: zoo names, state_dict checkpoints, TorchScript, ``torch.export``
+(``.pt2``) and ONNX files.
 
 Checkpoints are read with ``torch.load(weights_only=True)``. A checkpoint that needs full
 unpickling, and a TorchScript archive (which runs its own scripted code while loading), are
 refused unless the caller passes ``trust_checkpoint=True`` (CLI ``--trust-checkpoint``); a file
-is recognised by its pickle opcodes and zip layout, without running anything. ``arch`` must name
-an ``nn.Module`` subclass or a function annotated to return one: nothing else is called. A
-checkpoint archive whose members would inflate past a cap (see :func:`max_checkpoint_bytes`)
-is refused before it is inflated.
+is recognised by its pickle opcodes and zip layout, without running anything. A ``.pt2`` archive
+is checked to be a plain graph before ``torch.export.load`` reads it, and then needs no trust
+(see :mod:`robustbench_lite.models.exported`). ``arch`` must name an ``nn.Module`` subclass or a
+function annotated to return one: nothing else is called. A checkpoint archive whose members
+would inflate past a cap (see :func:`max_checkpoint_bytes`) is refused before it is inflated.
+
+The input space is never guessed. Each of bounds, normalization (mean/std) and input shape
+comes from, in order: what the caller gives (``--bounds``, a suite's ``model:`` block,
+``load_model(bounds=...)``), the file's metadata (``rbl_meta``, see
+:mod:`robustbench_lite.models.meta`), then the data (:mod:`robustbench_lite.models.domain`:
+the dataset's declared domain, the shape of its samples). ``model.meta["input_space"]`` records
+each value and where it came from; what is still unknown after loading is filled from the data
+by every front door, which stops (exit 2, naming ``--bounds``) when nothing gives the bounds.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import inspect
+import logging
 import os
 import pickle
 import pickletools
+import sys
 import typing
 import warnings
 import zipfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from robustbench_lite.core.errors import CheckpointError
+from robustbench_lite.core.errors import CheckpointError, did_you_mean
 from robustbench_lite.core.io import not_a_file
 from robustbench_lite.core.model import Model
+
+log = logging.getLogger(__name__)
 
 _MODEL_KEYS = ("bounds", "mean", "std", "input_shape", "num_classes", "default_threats", "name")
 #: Environment variable that sets the cap (bytes) on a checkpoint archive's inflated size.
@@ -39,6 +55,15 @@ DEFAULT_MAX_BYTES = 4 << 30
 #: optimizer state beside the weights), but never less than ``MIN_MAX_BYTES``.
 ARCH_FACTOR = 8
 MIN_MAX_BYTES = 256 << 20
+#: The bounds a model holds while they are unknown (``input_space.bounds.source`` is None).
+PENDING_BOUNDS = (float("-inf"), float("inf"))
+_FLAGS = {
+    "bounds": "--bounds",
+    "normalization": "--mean/--std",
+    "input_shape": "--input-shape",
+    "num_classes": "--num-classes",
+    "default_threats": "--threat",
+}
 
 
 def file_sha256(path: Path) -> str:
@@ -51,18 +76,69 @@ def file_sha256(path: Path) -> str:
 
 
 def load_model(
-    spec: str | Path | Model, *, arch: str | None = None, trust_checkpoint: bool = False, **kw: Any
+    spec: str | Path | Model,
+    *,
+    arch: str | None = None,
+    trust_checkpoint: bool = False,
+    data: str | None = None,
+    **kw: Any,
 ) -> Model:
     """Load a model from ``spec``.
 
     Args:
-        spec: ``"zoo:NAME"``, a state_dict checkpoint (needs ``arch``), a TorchScript file or
-            an ``.onnx`` file. A :class:`Model` is returned unchanged.
+        spec: ``"zoo:NAME"``, a state_dict checkpoint (needs ``arch``), a TorchScript file, a
+            ``torch.export`` ``.pt2`` file or an ``.onnx`` file. A :class:`Model` is returned
+            unchanged.
         arch: ``"package.module:attr"``, a class or factory called with no arguments whose
             result the state_dict is loaded into. Never evaluated as code.
         trust_checkpoint: allow full unpickling for checkpoints that need it. Only for files
             whose source you trust: unpickling can run arbitrary code.
-        **kw: :class:`Model` fields (bounds, mean, std, input_shape, num_classes, name, ...).
+        data: a dataset name whose declared domain fills what neither ``**kw`` nor the file's
+            metadata gives (bounds, normalization). Without it, unknown bounds stay unknown
+            (``model.bounds`` is (-inf, inf), a warning is logged) until a front door
+            (``run_suite``, the CLI) fills them from its data.
+        **kw: :class:`Model` fields (bounds, mean, std, input_shape, num_classes, name, ...);
+            they win over the file's metadata.
+    """
+    model = open_model(spec, arch=arch, trust_checkpoint=trust_checkpoint, **kw)
+    if data is not None:
+        from robustbench_lite.models.domain import resolve_input_space
+
+        return resolve_input_space(model, data)
+    if bounds_pending(model):
+        log.warning(
+            "%s: its input bounds are unknown (no bounds=, no rbl_meta in the file), so attacks "
+            "would not clip inputs; pass bounds=(lo, hi) or data=NAME to load_model",
+            model.name,
+        )
+    return model
+
+
+def bounds_pending(model: Model) -> bool:
+    """True while nothing has given ``model`` its bounds (see :func:`open_model`)."""
+    space = model.meta.get("input_space") if hasattr(model.meta, "get") else None
+    return isinstance(space, dict) and space.get("bounds", {}).get("source") is None
+
+
+def open_model(
+    spec: str | Path | Model,
+    *,
+    arch: str | None = None,
+    trust_checkpoint: bool = False,
+    given_by: str = "python",
+    arch_paths: Sequence[str | Path] = (),
+    **kw: Any,
+) -> Model:
+    """The model of ``spec`` with what the caller and the file say about its input space.
+
+    What neither says stays pending (``meta["input_space"][item]["source"]`` is None; pending
+    bounds are (-inf, inf)) for :func:`robustbench_lite.models.domain.resolve_input_space`.
+
+    Args:
+        given_by: who gave ``**kw``, for the record: ``"cli"`` (``--bounds``), ``"python"``
+            (``load_model(bounds=...)``) or a suite's source (``suite.yaml``).
+        arch_paths: folders searched first for ``arch``'s module (the current folder for the
+            CLI, the suite file's folder for a suite).
     """
     if isinstance(spec, Model):
         return spec
@@ -71,23 +147,164 @@ def load_model(
         raise CheckpointError(
             f"load_model: unknown option {unknown[0]!r}; allowed: {', '.join(_MODEL_KEYS)}"
         )
+    given = {k: v for k, v in kw.items() if v is not None}
     text = str(spec)
     if text.startswith("zoo:"):
         from robustbench_lite.zoo import load_zoo_model
 
-        return load_zoo_model(text[4:])
+        return _override(load_zoo_model(text[4:]), given, given_by)
     path = Path(text).expanduser()
     problem = not_a_file(path)
     if problem:
         hint = " (zoo models are written zoo:NAME)" if ":" not in text and "/" not in text else ""
         raise CheckpointError(f"model file {text} {problem}{hint}")
+    from robustbench_lite.models.exported import is_exported_program
+
     if path.suffix.lower() == ".onnx":
+        from robustbench_lite.models.meta import onnx_meta
+
+        return _with_space(path, "onnx", onnx_meta(path), given, given_by, None)
+    if path.suffix.lower() == ".pt2" or is_exported_program(path):
+        if not is_exported_program(path):
+            raise CheckpointError(
+                f"{path} is not a torch.export archive (no archive_format 'pt2' and models/ "
+                "member); save the program with torch.export.save(torch.export.export(net, "
+                "(x,)), path)"
+            )
+        if arch is not None:
+            raise CheckpointError(
+                f"{path} is a torch.export program, which carries its own graph; drop --arch"
+            )
+        return _with_space(path, "pt2", None, given, given_by, None, trust=trust_checkpoint)
+    if arch is None:
+        net = _load_torchscript(path, trust_checkpoint=trust_checkpoint)
+        from robustbench_lite.models.meta import zip_meta
+
+        return _with_space(path, "torchscript", zip_meta(path, "TorchScript"), given, given_by, net)
+    net, file_meta = _load_state_dict_into(path, arch, trust_checkpoint, arch_paths)
+    return _with_space(path, "state_dict", file_meta, given, given_by, net, arch=arch)
+
+
+def _label(given_by: str, item: str) -> str:
+    if given_by == "cli":
+        return _FLAGS[item]
+    if given_by == "python":
+        keys = "mean=, std=" if item == "normalization" else f"{item}="
+        return f"load_model({keys})"
+    keys = "mean/std" if item == "normalization" else item
+    return f"{given_by} model.{keys}"
+
+
+def _with_space(
+    path: Path,
+    fmt: str,
+    file_meta: dict[str, Any] | None,
+    given: dict[str, Any],
+    given_by: str,
+    net: Any,
+    *,
+    arch: str | None = None,
+    trust: bool = False,
+) -> Model:
+    """Build the :class:`Model` of a file: fields from the caller, else the file's metadata;
+    the record of where each came from goes to ``meta["input_space"]``."""
+    shape_from_file: tuple[int, ...] | None = None
+    if fmt == "pt2":
+        from robustbench_lite.models.exported import load_exported
+        from robustbench_lite.models.meta import zip_meta
+
+        check_archive_size(path, max_checkpoint_bytes())
+        net, shape_from_file = load_exported(path, trust_checkpoint=trust)
+        file_meta = zip_meta(path, "torch.export")
+    file_meta = dict(file_meta or {})
+    where = {
+        "onnx": "ONNX metadata_props rbl_meta",
+        "pt2": "torch.export extra file rbl_meta.json",
+        "torchscript": "TorchScript extra file rbl_meta.json",
+        "state_dict": "checkpoint rbl_meta entry",
+    }[fmt]
+    fields: dict[str, Any] = {}
+    space: dict[str, Any] = {}
+    for item, keys in (
+        ("bounds", ("bounds",)),
+        ("normalization", ("mean", "std")),
+        ("input_shape", ("input_shape",)),
+        ("num_classes", ("num_classes",)),
+        ("default_threats", ("default_threats",)),
+    ):
+        if any(k in given for k in keys):
+            source, values = _label(given_by, item), {k: given.get(k) for k in keys}
+        elif any(k in file_meta for k in keys):
+            source, values = f"{path.name} ({where})", {k: file_meta.get(k) for k in keys}
+        else:
+            continue
+        fields.update({k: v for k, v in values.items() if v is not None})
+        space[item] = {"value": _plain(values, item), "source": source}
+    if "input_shape" not in fields and shape_from_file is not None:
+        fields["input_shape"] = shape_from_file
+        space["input_shape"] = {"value": list(shape_from_file), "source": f"{path.name} (graph)"}
+    space.setdefault("bounds", {"value": None, "source": None})
+    space.setdefault("normalization", {"value": None, "source": None})
+    fields.setdefault("bounds", PENDING_BOUNDS)
+    fields["name"] = given.get("name", path.name)
+    if fmt == "onnx":
         from robustbench_lite.models.onnx_import import load_onnx_model
 
-        return load_onnx_model(path, **kw)
-    if arch is None:
-        return _load_torchscript(path, trust_checkpoint=trust_checkpoint, **kw)
-    return load_checkpoint(path, arch=arch, trust_checkpoint=trust_checkpoint, **kw)
+        model = load_onnx_model(path, **fields)
+        if "input_shape" not in space and model.input_shape is not None:
+            space["input_shape"] = {
+                "value": list(model.input_shape),
+                "source": f"{path.name} (ONNX graph input)",
+            }
+        meta: dict[str, Any] = dict(model.meta)
+    else:
+        model = Model(net=net, **fields)
+        meta = {"checkpoint_sha256": file_sha256(path), "format": fmt}
+        if arch is not None:
+            meta["arch"] = arch
+    meta["input_space"] = space
+    if "data" in file_meta:
+        meta["data"] = {**file_meta["data"], "declared_by": f"{path.name} ({where})"}
+    from dataclasses import replace
+
+    return replace(model, meta=meta)
+
+
+def _plain(values: dict[str, Any], item: str) -> Any:
+    """A JSON-friendly value for the record (lists, not tuples)."""
+    if item == "normalization":
+        mean, std = values.get("mean"), values.get("std")
+        return {"mean": _listed(mean), "std": _listed(std)}
+    return _listed(next(iter(values.values())))
+
+
+def _listed(value: Any) -> Any:
+    return (
+        [float(v) if isinstance(v, float) else v for v in value]
+        if isinstance(value, (tuple, list))
+        else value
+    )
+
+
+def _override(model: Model, given: dict[str, Any], given_by: str) -> Model:
+    """A zoo model with what the caller gave instead of its entry's values, recorded."""
+    if not given:
+        return model
+    from dataclasses import replace
+
+    space = dict(model.meta.get("input_space") or {})
+    for item, keys in (
+        ("bounds", ("bounds",)),
+        ("normalization", ("mean", "std")),
+        ("input_shape", ("input_shape",)),
+        ("num_classes", ("num_classes",)),
+        ("default_threats", ("default_threats",)),
+    ):
+        if any(k in given for k in keys):
+            values = {k: given.get(k) for k in keys}
+            space[item] = {"value": _plain(values, item), "source": _label(given_by, item)}
+    fields = {k: v for k, v in given.items()}
+    return replace(model, **fields, meta={**model.meta, "input_space": space})
 
 
 def is_torchscript_archive(path: Path) -> bool:
@@ -105,7 +322,7 @@ def is_torchscript_archive(path: Path) -> bool:
     return False
 
 
-def _load_torchscript(path: Path, *, trust_checkpoint: bool = False, **kw: Any) -> Model:
+def _load_torchscript(path: Path, *, trust_checkpoint: bool = False) -> nn.Module:
     if not zipfile.is_zipfile(path):
         raise CheckpointError(
             f"{path} is not a TorchScript archive; for a state_dict checkpoint pass its architecture "
@@ -125,39 +342,73 @@ def _load_torchscript(path: Path, *, trust_checkpoint: bool = False, **kw: Any) 
     try:
         with warnings.catch_warnings():  # torch 2.13 deprecates TorchScript; loading still works
             warnings.simplefilter("ignore", DeprecationWarning)
-            net = torch.jit.load(str(path), map_location="cpu")
+            net: nn.Module = torch.jit.load(str(path), map_location="cpu")
     except (RuntimeError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(
             f"{path} is not a loadable TorchScript file ({first}); for a state_dict checkpoint "
             "pass --arch package.module:Class"
         ) from None
-    kw.setdefault("name", path.name)
-    return Model(
-        net=net, meta={"checkpoint_sha256": file_sha256(path), "format": "torchscript"}, **kw
-    )
+    return net
 
 
-def resolve_arch(arch: str) -> nn.Module:
+@contextlib.contextmanager
+def _importable_from(folders: Sequence[str | Path]) -> Iterator[list[str]]:
+    """``folders`` first on ``sys.path`` for one import (as ``python script.py`` puts its own
+    folder first), then removed again; yields them as strings."""
+    wanted = list(dict.fromkeys(str(Path(f).expanduser().resolve()) for f in folders))
+    added = [f for f in wanted if f not in sys.path]
+    sys.path[:0] = added
+    try:
+        yield wanted
+    finally:
+        for folder in added:
+            with contextlib.suppress(ValueError):
+                sys.path.remove(folder)
+        importlib.invalidate_caches()
+
+
+def resolve_arch(arch: str, paths: Sequence[str | Path] = ()) -> nn.Module:
     """Import ``package.module:attr`` and call it with no arguments; never ``eval``.
 
-    ``attr`` must be an ``nn.Module`` instance (used as is), an ``nn.Module`` subclass, or a
-    function annotated to return one (checked with :func:`typing.get_type_hints` before it is
-    called); anything else (``os:abort``, ``tempfile:mkdtemp``) is refused without a call.
+    The module is looked up in ``paths`` first (the CLI passes the current folder, a suite its
+    own folder), then on ``sys.path``. ``attr`` must be an ``nn.Module`` instance (used as is),
+    an ``nn.Module`` subclass, or a function annotated to return one (checked with
+    :func:`typing.get_type_hints` before it is called); anything else (``os:abort``,
+    ``tempfile:mkdtemp``) is refused without a call.
     """
     module_name, sep, attr = arch.partition(":")
     if not sep or not module_name or not attr or not attr.replace(".", "_").isidentifier():
         raise CheckpointError(f"arch {arch!r}: write it as package.module:ClassOrFactory")
-    try:
-        obj: Any = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise CheckpointError(
-            f"arch {arch!r}: cannot import {module_name} ({exc}); is it on PYTHONPATH?"
-        ) from None
+    with _importable_from(paths) as added:
+        try:
+            obj: Any = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name and not module_name.startswith(exc.name) and exc.name != module_name:
+                raise CheckpointError(
+                    f"arch {arch!r}: importing {module_name} failed (No module named "
+                    f"{exc.name!r}); install what it needs"
+                ) from None
+            where = ", ".join(added + ["PYTHONPATH"]) if added else "PYTHONPATH"
+            nearby = _module_names(paths)
+            raise CheckpointError(
+                f"arch {arch!r}: cannot import {module_name} (no such module in {where})"
+                f"{did_you_mean(module_name, nearby)}"
+            ) from None
+        except Exception as exc:  # the user's module failed while importing: report it
+            raise CheckpointError(
+                f"arch {arch!r}: importing {module_name} failed ({type(exc).__name__}: "
+                f"{_first_line(exc)})"
+            ) from None
+    owner = module_name
     for part in attr.split("."):
         if not hasattr(obj, part):
-            raise CheckpointError(f"arch {arch!r}: {module_name} has no attribute {attr}")
+            names = [n for n in dir(obj) if not n.startswith("_")]
+            raise CheckpointError(
+                f"arch {arch!r}: {owner} has no attribute {part}{did_you_mean(part, names)}"
+            )
         obj = getattr(obj, part)
+        owner = f"{owner}.{part}"
     if isinstance(obj, nn.Module) or not callable(obj):
         net = obj
     else:
@@ -172,6 +423,19 @@ def resolve_arch(arch: str) -> nn.Module:
     if not isinstance(net, nn.Module):
         raise CheckpointError(f"arch {arch!r} gave a {type(net).__name__}, not a torch.nn.Module")
     return net
+
+
+def _module_names(paths: Sequence[str | Path]) -> list[str]:
+    """The Python modules (``*.py`` files, packages) directly in ``paths``."""
+    names: list[str] = []
+    for folder in paths:
+        try:
+            for entry in Path(folder).expanduser().iterdir():
+                if entry.suffix == ".py" or (entry / "__init__.py").is_file():
+                    names.append(entry.stem)
+        except OSError:
+            continue
+    return names
 
 
 def _require_module_builder(arch: str, attr: str, obj: Any) -> None:
@@ -259,6 +523,19 @@ def read_state_dict(
     :func:`max_checkpoint_bytes`) is refused before it is read; a TorchScript archive is
     refused (it is not a state_dict, and loading it runs code).
     """
+    return _read_checkpoint(
+        path, trust_checkpoint=trust_checkpoint, max_bytes=max_bytes, arch=arch
+    )[0]
+
+
+def _read_checkpoint(
+    path: Path,
+    *,
+    trust_checkpoint: bool = False,
+    max_bytes: int | None = None,
+    arch: str | None = None,
+) -> tuple[dict[str, torch.Tensor], Any]:
+    """The state_dict at ``path`` and its ``rbl_meta`` entry (None when it has none)."""
     if is_torchscript_archive(path):
         raise CheckpointError(
             f"{path} is a TorchScript archive, not a state_dict; drop --arch to load it as "
@@ -290,12 +567,18 @@ def read_state_dict(
         raise CheckpointError(
             f"{path} is not a readable PyTorch checkpoint (truncated or corrupt?): {_first_line(exc)}"
         ) from None
+    from robustbench_lite.models.meta import META_KEY
+
+    raw_meta = None
+    if isinstance(obj, dict) and META_KEY in obj:  # {"state_dict": ..., "rbl_meta": {...}}
+        obj = dict(obj)
+        raw_meta = obj.pop(META_KEY)
     for key in ("state_dict", "model_state_dict", "model"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise CheckpointError(f"{path} does not hold a state_dict (a mapping of names to tensors)")
-    return obj
+    return obj, raw_meta
 
 
 def _first_line(exc: BaseException) -> str:
@@ -347,8 +630,17 @@ def _load_trusted(path: Path) -> Any:
 
 def load_checkpoint(path: Path, *, arch: str, trust_checkpoint: bool = False, **kw: Any) -> Model:
     """Build ``arch`` and load the state_dict at ``path`` into it (strict: keys must match)."""
-    net = resolve_arch(arch)
-    state = read_state_dict(
+    return open_model(path, arch=arch, trust_checkpoint=trust_checkpoint, **kw)
+
+
+def _load_state_dict_into(
+    path: Path, arch: str, trust_checkpoint: bool, arch_paths: Sequence[str | Path]
+) -> tuple[nn.Module, dict[str, Any]]:
+    """``arch``'s network with the state_dict at ``path`` loaded, and the file's ``rbl_meta``."""
+    from robustbench_lite.models.meta import parse_meta
+
+    net = resolve_arch(arch, arch_paths)
+    state, raw_meta = _read_checkpoint(
         path, trust_checkpoint=trust_checkpoint, max_bytes=max_checkpoint_bytes(net), arch=arch
     )
     expected = net.state_dict()
@@ -366,9 +658,8 @@ def load_checkpoint(path: Path, *, arch: str, trust_checkpoint: bool = False, **
     if wrong:
         raise CheckpointError(f"{path} does not fit {arch}: shape mismatch {_short(wrong)}")
     net.load_state_dict(state)
-    kw.setdefault("name", path.name)
-    meta = {"checkpoint_sha256": file_sha256(path), "arch": arch, "format": "state_dict"}
-    return Model(net=net, meta=meta, **kw)
+    file_meta = {} if raw_meta is None else parse_meta(raw_meta, f"{path} (rbl_meta entry)")
+    return net, file_meta
 
 
 def _short(items: list[str], limit: int = 6) -> str:

@@ -1,21 +1,29 @@
-"""``load_onnx_model(path)``: an ONNX chain network as a :class:`Model` (no onnx2torch).
+"""``load_onnx_model(path)``: an ONNX network as a :class:`Model` (no onnx2torch).
 
-Supported operators (a single chain, one float32 data input): Gemm, MatMul (+ Add of a
-constant), Conv, Relu, Flatten, Reshape (constant shape), BatchNormalization, AveragePool,
-Add/Sub/Mul by a constant, Div by a constant, and the identities Identity, Dropout and Cast to
-float32. Every node is converted exactly or refused:
+Supported (one float32 data input, one output): Gemm, MatMul (+ Add of a constant), Conv,
+Relu, Flatten, Reshape, BatchNormalization, AveragePool, GlobalAveragePool, Add/Sub/Mul/Div of
+a network value and a constant (Div only by one), Add/Sub of two network values (residual
+connections), Concat of network values (not along the batch dimension), and the identities
+Identity, Dropout (not in training mode) and Cast to float32. The nodes may form any graph: a chain becomes an ``nn.Sequential``, branches an
+:class:`~.onnx_modules.OnnxGraph` whose steps were fixed here, so ``torch.fx`` traces either and
+the verifier lowers it exactly. Nodes on constants only are folded here (:mod:`.onnx_shapes`),
+and the ``Shape -> Gather -> Unsqueeze -> Concat -> Reshape`` chains that ``torch.onnx.export``
+writes for ``x.reshape(x.shape[0], -1)`` become a reshape that keeps the batch dimension.
+
+Every node is converted exactly or refused:
 
 - an operator outside the list, or one whose attributes make it something else (a ``Cast`` to
-  an integer type, ``constant / x``, a transposed ``Gemm`` input, asymmetric padding, ...)
-  raises :class:`UnsupportedLayerError` ``unsupported: <op> (<why>) at node '<name>'``, so a
-  verifier answers UNKNOWN with that reason and never analyses a different function;
+  an integer type, ``constant / x``, the product of two network values, a transposed ``Gemm``
+  input, asymmetric padding, arithmetic on the batch size, ...) raises
+  :class:`UnsupportedLayerError` ``unsupported: <op> (<why>) at node '<name>'``, so a verifier
+  answers UNKNOWN with that reason and never analyses a different function;
 - a network that is not float32 (a float64 input or weights, a float16 constant) is refused the
   same way: its float32 copy would compute different numbers (and get different answers);
 - a malformed file (a 1-D ``Gemm`` weight, an ``AveragePool`` without ``kernel_shape``, NaN or
   infinite weights, shapes that do not fit, a tensor of more than ``RBL_MAX_TENSOR_ELEMENTS``
   elements per sample) raises :class:`CheckpointError`.
 
-Shapes are followed through the chain on the ``meta`` device (nothing is allocated), so a
+Shapes are followed through the graph on the ``meta`` device (nothing is allocated), so a
 ``Reshape`` to 10^12 elements or a huge declared input is refused before any work.
 """
 
@@ -23,8 +31,8 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,11 +47,21 @@ from robustbench_lite.core.errors import (
 )
 from robustbench_lite.core.model import Model
 
+from . import onnx_nodes as nodes
+from .onnx_modules import Combine, Concat, ConstOp, OnnxGraph, Reshape, Step
+from .onnx_nodes import ELEMENTWISE, OnnxNode, type_name
+from .onnx_shapes import ShapeValue, fold, reshape_target, shape_of, shape_op
+
+#: Inputs up to this many values per sample infer their output shape on real zeros.
+_SMALL_INPUT = 1 << 16
+
+__all__ = ["ConstOp", "Reshape", "OnnxGraph", "load_onnx_model", "max_elements"]
+
 _IDENTITY_OPS = frozenset({"Identity", "Dropout"})
-_ELEMENTWISE = {"Add": "add", "Sub": "sub", "Mul": "mul", "Div": "div"}
 _SUPPORTED = (
     "Gemm, MatMul, Add, Sub, Mul, Div, Conv, Relu, Flatten, Reshape, BatchNormalization, "
-    "AveragePool, Identity, Dropout, Cast (to float32), Constant"
+    "AveragePool, GlobalAveragePool, Concat, Identity, Dropout, Cast (to float32), Constant; "
+    "Shape, Gather, Slice, Unsqueeze, Squeeze and Concat on shapes"
 )
 #: Environment variable that raises the per-sample tensor size limit.
 MAX_ELEMENTS_ENV = "RBL_MAX_TENSOR_ELEMENTS"
@@ -51,42 +69,20 @@ MAX_ELEMENTS_ENV = "RBL_MAX_TENSOR_ELEMENTS"
 #: 64 MB in float32 (a 3x224x224 image has 150528).
 DEFAULT_MAX_ELEMENTS = 1 << 24
 
-
-class ConstOp(nn.Module):
-    """``x (op) const`` for op in add/sub/mul/div, with ``const`` broadcast like ONNX.
-
-    ``reverse=True`` computes ``const (op) x`` (only meaningful for sub; the importer refuses
-    ``const / x``, which is not affine).
-    """
-
-    const: torch.Tensor  # a buffer, registered in __init__
-
-    def __init__(self, op: str, const: torch.Tensor, reverse: bool = False) -> None:
-        super().__init__()
-        self.op = op
-        self.reverse = reverse
-        self.register_buffer("const", const.detach().clone())
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        a, b = (self.const, x) if self.reverse else (x, self.const)
-        if self.op == "add":
-            return a + b
-        if self.op == "sub":
-            return a - b
-        if self.op == "mul":
-            return a * b
-        return a / b
-
-
-class Reshape(nn.Module):
-    """Reshape each sample to ``shape`` (the batch dimension is kept)."""
-
-    def __init__(self, shape: tuple[int, ...]) -> None:
-        super().__init__()
-        self.shape = tuple(int(s) for s in shape)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.reshape((x.shape[0],) + self.shape)
+#: Ops taking network values (besides the converters below).
+_NETWORK_OPS = frozenset(
+    {"Shape", "Identity", "Dropout", "Cast", "Relu", "MatMul", "Reshape", "Concat"}
+)
+#: Converters of the nodes with one network value, their first input.
+_CONVERTERS: dict[str, Callable[[OnnxNode, tuple[int, ...] | None], nn.Module]] = {
+    "Gemm": nodes.gemm,
+    "Conv": nodes.conv,
+    "BatchNormalization": nodes.batchnorm,
+    "AveragePool": nodes.avgpool,
+    "GlobalAveragePool": nodes.global_avgpool,
+    "Flatten": nodes.flatten,
+}
+_DATA_OPS = _NETWORK_OPS | set(_CONVERTERS) | set(ELEMENTWISE)
 
 
 def max_elements() -> int:
@@ -106,310 +102,7 @@ def max_elements() -> int:
     return value
 
 
-# --------------------------------------------------------------------------- one node
-
-
-@dataclass
-class _Node:
-    """An ONNX node with the graph's constants, for the converters and their messages."""
-
-    proto: Any
-    consts: dict[str, np.ndarray]
-
-    @property
-    def op(self) -> str:
-        return str(self.proto.op_type)
-
-    @property
-    def name(self) -> str:
-        outputs = list(self.proto.output)
-        return str(self.proto.name or (outputs[0] if outputs else f"<{self.op}>"))
-
-    def unsupported(self, why: str) -> UnsupportedLayerError:
-        return UnsupportedLayerError(f"unsupported: {self.op} ({why}) at node {self.name!r}")
-
-    def malformed(self, why: str) -> CheckpointError:
-        return CheckpointError(f"ONNX node {self.name!r} ({self.op}) is malformed: {why}")
-
-    def attrs(self) -> dict[str, Any]:
-        import onnx
-
-        return {a.name: onnx.helper.get_attribute_value(a) for a in self.proto.attribute}
-
-    def ints(self, name: str, default: list[int], length: int) -> list[int]:
-        """An integer-list attribute of exactly ``length`` entries."""
-        value = self.attrs().get(name, default)
-        if not isinstance(value, (list, tuple)) or len(value) != length:
-            raise self.unsupported(f"{name}={repr(value)[:80]}; expected {length} integers")
-        return [int(v) for v in value]
-
-    def const_name(self, index: int, what: str) -> str:
-        inputs = list(self.proto.input)
-        if index >= len(inputs) or not inputs[index]:
-            raise self.malformed(f"its {what} (input {index}) is missing")
-        name = inputs[index]
-        if name not in self.consts:
-            raise self.unsupported(f"its {what} {name!r} is computed, not a constant")
-        return str(name)
-
-    def weight(self, index: int, what: str) -> np.ndarray:
-        """A float32 constant input, as float64 (exact)."""
-        name = self.const_name(index, what)
-        value = self.consts[name]
-        if value.dtype != np.float32:
-            raise self.unsupported(
-                f"its {what} {name!r} is {value.dtype}; only float32 networks are run and "
-                "verified exactly"
-            )
-        return value.astype(np.float64)
-
-    def integers(self, index: int, what: str) -> np.ndarray:
-        name = self.const_name(index, what)
-        value = self.consts[name]
-        if value.dtype.kind not in "iu":
-            raise self.malformed(f"its {what} {name!r} is {value.dtype}, not integers")
-        return value.astype(np.int64)
-
-
-def _f32(array: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
-
-
-def _exact_f32(node: _Node, array: np.ndarray, what: str) -> np.ndarray:
-    """``array`` (float64), checked to be exactly representable in float32."""
-    if not np.array_equal(array.astype(np.float32).astype(np.float64), array):
-        raise node.unsupported(f"{what} is not exact in float32")
-    return array
-
-
-def _linear(weight: np.ndarray, bias: np.ndarray | None) -> nn.Linear:
-    """``nn.Linear`` with ``weight`` (out, in) and optional ``bias`` (out,)."""
-    lin = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None)
-    with torch.no_grad():
-        lin.weight.copy_(_f32(weight))
-        if bias is not None:
-            lin.bias.copy_(_f32(bias))
-    return lin
-
-
-def _bias_vector(node: _Node, bias: np.ndarray, n_out: int) -> np.ndarray:
-    """An ONNX bias broadcastable to (1, n_out) as a vector (n_out,)."""
-    if bias.ndim > 2 or (bias.ndim == 2 and bias.shape[0] != 1):
-        raise node.unsupported(f"a bias of shape {bias.shape} (it must broadcast to (1, {n_out}))")
-    flat = bias.reshape(-1)
-    if flat.size not in (1, n_out):
-        raise node.malformed(f"its bias has {flat.size} values for {n_out} outputs")
-    return np.broadcast_to(flat, (n_out,)).copy()
-
-
-def _gemm(node: _Node, shape: tuple[int, ...] | None) -> nn.Module:
-    a = node.attrs()
-    if a.get("transA", 0):
-        raise node.unsupported("transA=1: the data input would be transposed")
-    w = node.weight(1, "weight B")
-    if w.ndim != 2:
-        raise node.malformed(f"its weight B has shape {w.shape}; Gemm needs a 2-D matrix")
-    alpha, beta = float(a.get("alpha", 1.0)), float(a.get("beta", 1.0))
-    w = _exact_f32(node, w * alpha, "alpha * B") if alpha != 1.0 else w
-    if not a.get("transB", 0):
-        w = w.T
-    bias = None
-    if len(node.proto.input) > 2 and node.proto.input[2]:
-        c = node.weight(2, "bias C")
-        c = _exact_f32(node, c * beta, "beta * C") if beta != 1.0 else c
-        bias = _bias_vector(node, c, w.shape[0])
-    return _linear(w, bias)
-
-
-def _matmul(node: _Node, bias: np.ndarray | None) -> nn.Module:
-    w = node.weight(1, "weight")
-    if w.ndim != 2:
-        raise node.unsupported(f"a weight of shape {w.shape}; only a 2-D constant matrix")
-    return _linear(w.T, None if bias is None else _bias_vector(node, bias, w.shape[1]))
-
-
-def _conv(node: _Node, shape: tuple[int, ...] | None) -> nn.Module:
-    a = node.attrs()
-    w = node.weight(1, "weight")
-    if w.ndim != 4:
-        raise node.unsupported(f"a {w.ndim - 2}-D kernel; only 2-D convolutions")
-    if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
-        raise node.unsupported(f"auto_pad={a['auto_pad']!r}; give explicit pads")
-    pads = node.ints("pads", [0, 0, 0, 0], 4)
-    if pads[0] != pads[2] or pads[1] != pads[3] or min(pads) < 0:
-        raise node.unsupported(f"pads={pads}: only symmetric, non-negative padding")
-    strides = node.ints("strides", [1, 1], 2)
-    dilations = node.ints("dilations", [1, 1], 2)
-    group = int(a.get("group", 1))
-    if "kernel_shape" in a and list(a["kernel_shape"]) != list(w.shape[2:]):
-        raise node.malformed(f"kernel_shape {list(a['kernel_shape'])} but weight {w.shape}")
-    if min(strides + dilations) < 1 or group < 1 or w.shape[0] % group:
-        raise node.malformed(f"strides {strides}, dilations {dilations}, group {group}")
-    bias = None
-    if len(node.proto.input) > 2 and node.proto.input[2]:
-        bias = node.weight(2, "bias").reshape(-1)
-        if bias.size != w.shape[0]:
-            raise node.malformed(f"{bias.size} biases for {w.shape[0]} output channels")
-    conv = nn.Conv2d(
-        w.shape[1] * group,
-        w.shape[0],
-        tuple(w.shape[2:]),
-        stride=(strides[0], strides[1]),
-        padding=(pads[0], pads[1]),
-        dilation=(dilations[0], dilations[1]),
-        groups=group,
-        bias=bias is not None,
-    )
-    with torch.no_grad():
-        conv.weight.copy_(_f32(w))
-        if bias is not None and conv.bias is not None:  # conv has a bias exactly when bias is given
-            conv.bias.copy_(_f32(bias))
-    return conv
-
-
-def _batchnorm(node: _Node, shape: tuple[int, ...] | None) -> nn.Module:
-    a = node.attrs()
-    if a.get("training_mode", 0):
-        raise node.unsupported("training_mode=1 uses batch statistics")
-    if len(node.proto.output) > 1 and any(node.proto.output[1:]):
-        raise node.unsupported("running-statistics outputs (a training graph)")
-    scale, bias, mean, var = (node.weight(i, w) for i, w in enumerate(_BN_INPUTS, start=1))
-    eps = float(a.get("epsilon", 1e-5))
-    channels = scale.size
-    if any(v.shape != (channels,) for v in (scale, bias, mean, var)):
-        raise node.malformed("scale, bias, mean and var must be vectors of one length")
-    if not (eps >= 0 and (var + eps > 0).all()):
-        raise node.malformed("var + epsilon must be positive")
-    if shape is None:
-        raise node.unsupported("the input shape is unknown; declare the network input's dims")
-    if len(shape) in (1, 2):  # (C,) after a Gemm, or (C, L)
-        bn: nn.Module = nn.BatchNorm1d(channels, eps=eps)
-    elif len(shape) == 3:
-        bn = nn.BatchNorm2d(channels, eps=eps)
-    else:
-        raise node.unsupported(f"an input of {len(shape) + 1} dimensions")
-    if shape[0] != channels:
-        raise node.malformed(f"{channels} channels but the input has shape {shape}")
-    with torch.no_grad():
-        for name, value in (
-            ("weight", scale),
-            ("bias", bias),
-            ("running_mean", mean),
-            ("running_var", var),
-        ):
-            getattr(bn, name).copy_(_f32(value))
-    return bn.eval()
-
-
-_BN_INPUTS = ("scale", "bias", "mean", "var")
-
-
-def _avgpool(node: _Node, shape: tuple[int, ...] | None) -> nn.Module:
-    a = node.attrs()
-    if "kernel_shape" not in a:
-        raise node.malformed("kernel_shape is required")
-    kernel = node.ints("kernel_shape", [], 2)
-    if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
-        raise node.unsupported(f"auto_pad={a['auto_pad']!r}; give explicit pads")
-    pads = node.ints("pads", [0, 0, 0, 0], 4)
-    strides = node.ints("strides", [1, 1], 2)  # the ONNX default stride is 1, not the kernel
-    if node.ints("dilations", [1, 1], 2) != [1, 1]:
-        raise node.unsupported("dilations other than 1")
-    if pads[0] != pads[2] or pads[1] != pads[3] or min(pads) < 0 or a.get("ceil_mode", 0):
-        raise node.unsupported(f"pads={pads}, ceil_mode: only symmetric pads and floor mode")
-    if min(kernel + strides) < 1:
-        raise node.malformed(f"kernel_shape {kernel}, strides {strides}")
-    if pads[0] * 2 > kernel[0] or pads[1] * 2 > kernel[1]:
-        raise node.unsupported(f"pads {pads} larger than half the kernel {kernel}")
-    return nn.AvgPool2d(
-        (kernel[0], kernel[1]),
-        stride=(strides[0], strides[1]),
-        padding=(pads[0], pads[1]),
-        count_include_pad=bool(a.get("count_include_pad", 0)),
-    )
-
-
-def _flatten(node: _Node, shape: tuple[int, ...] | None) -> nn.Module:
-    if node.attrs().get("axis", 1) != 1:
-        raise node.unsupported("axis != 1")
-    return nn.Flatten()
-
-
-def _reshape(node: _Node, shape: tuple[int, ...] | None) -> nn.Module:
-    """A constant-shape Reshape, resolved on the declared input (batch 1) like ONNX does:
-    0 copies the input's dimension (unless ``allowzero``), -1 takes the rest. The batch
-    dimension must stay first, so each sample is reshaped on its own."""
-    target = [int(s) for s in node.integers(1, "shape").reshape(-1)]
-    allowzero = bool(node.attrs().get("allowzero", 0))
-    if shape is None:
-        raise node.unsupported("the input shape is unknown; declare the network input's dims")
-    full = (1, *shape)
-    n = math.prod(full)
-    out = []
-    for i, s in enumerate(target):
-        if s == 0 and not allowzero:  # ONNX: 0 copies the input's dimension
-            if i >= len(full):
-                raise node.malformed(f"shape {target} copies a dimension the input lacks")
-            s = full[i]
-        out.append(s)
-    if out.count(-1) > 1 or any(s < -1 for s in out):
-        raise node.malformed(f"shape {target}: at most one -1 and no other negative sizes")
-    if -1 in out:
-        known = math.prod(s for s in out if s != -1)
-        if known == 0 or n % known:
-            raise node.malformed(f"shape {target} does not fit an input of shape {full}")
-        out[out.index(-1)] = n // known
-    if math.prod(out) != n:
-        raise node.malformed(
-            f"shape {target} has {math.prod(out)} elements, the input {full} has {n}"
-        )
-    if len(out) < 2 or out[0] != 1:
-        raise node.unsupported(
-            f"shape {target} gives {tuple(out)} for an input of shape {full}: it does not keep "
-            "the batch dimension first"
-        )
-    return Reshape(tuple(out[1:]))
-
-
-def _cast(node: _Node, shape: tuple[int, ...] | None) -> nn.Module:
-    import onnx
-
-    to = node.attrs().get("to")
-    if to != onnx.TensorProto.FLOAT:
-        name = _type_name(to)
-        raise node.unsupported(
-            f"to {name} changes values or precision; only a Cast to float32 (FLOAT) is exact"
-        )
-    return nn.Identity()
-
-
-def _elementwise(node: _Node, shape: tuple[int, ...] | None) -> nn.Module:
-    names = [x for x in node.proto.input if x in node.consts]
-    if len(names) != 1 or len(node.proto.input) != 2:
-        raise node.unsupported("only one network value and one constant")
-    reverse = node.proto.input[0] == names[0]
-    op = _ELEMENTWISE[node.op]
-    const = node.weight(0 if reverse else 1, "constant")
-    if op == "div" and reverse:
-        raise node.unsupported("constant / x is not affine; only division by a constant")
-    if op == "div" and (const == 0).any():
-        raise node.unsupported("division by a constant that contains 0")
-    return ConstOp(op, _f32(const), reverse)
-
-
-_CONVERTERS: dict[str, Callable[[_Node, tuple[int, ...] | None], nn.Module]] = {
-    "Gemm": _gemm,
-    "Conv": _conv,
-    "BatchNormalization": _batchnorm,
-    "AveragePool": _avgpool,
-    "Flatten": _flatten,
-    "Reshape": _reshape,
-    "Cast": _cast,
-    **{op: _elementwise for op in _ELEMENTWISE},
-}
-
-
-# --------------------------------------------------------------------------- the graph
+# --------------------------------------------------------------------------- the file
 
 
 def _constants(graph: Any) -> dict[str, np.ndarray]:
@@ -421,7 +114,7 @@ def _constants(graph: Any) -> dict[str, np.ndarray]:
     for proto in graph.node:
         if proto.op_type != "Constant":
             continue
-        node = _Node(proto, consts)
+        node = OnnxNode(proto, consts)
         if not proto.output or not proto.output[0]:
             raise node.malformed("it has no output")
         value = _decode(_constant_value, node, f"Constant {node.name!r}")
@@ -435,7 +128,7 @@ def _array(tensor: Any) -> np.ndarray:
     return np.asarray(nh.to_array(tensor))
 
 
-def _constant_value(node: _Node) -> np.ndarray:
+def _constant_value(node: OnnxNode) -> np.ndarray:
     attrs = node.attrs()
     if "value" in attrs:
         return _array(attrs["value"])
@@ -464,16 +157,6 @@ def _decode(read: Callable[[Any], np.ndarray], source: Any, what: str) -> np.nda
         ) from None
 
 
-def _type_name(elem: Any) -> str:
-    """The ONNX name of a tensor element type (``FLOAT``, ``INT32``), or its number."""
-    import onnx
-
-    try:
-        return str(onnx.TensorProto.DataType.Name(elem))
-    except (ValueError, TypeError):
-        return f"type {elem!r}"
-
-
 def _finite(value: np.ndarray, what: str) -> np.ndarray:
     if value.dtype.kind in "fc" and not np.isfinite(value).all():
         raise CheckpointError(
@@ -492,7 +175,7 @@ def _check_float32(graph: Any, consts: dict[str, np.ndarray], data_input: Any) -
         elem = value.type.tensor_type.elem_type
         if elem not in (float32, onnx.TensorProto.UNDEFINED):
             raise UnsupportedLayerError(
-                f"unsupported: a {_type_name(elem)} network ({role} "
+                f"unsupported: a {type_name(elem)} network ({role} "
                 f"{value.name!r}; only float32 networks are run and verified exactly, and "
                 "casting would change the answers; export it in float32) at "
                 f"{role} {value.name!r}"
@@ -506,17 +189,70 @@ def _check_float32(graph: Any, consts: dict[str, np.ndarray], data_input: Any) -
             )
 
 
-class _Shapes:
-    """Follows the per-sample shape through the chain on the ``meta`` device (no allocation)."""
+# --------------------------------------------------------------------------- the graph
 
-    def __init__(self, shape: tuple[int, ...] | None, limit: int, source: str) -> None:
-        self.shape = shape
-        self.limit = limit
+
+class _Walk:
+    """Converts the nodes in their (topological) order into steps on network values.
+
+    Every ONNX value is one of: a network value (computed from the input; its per-sample shape
+    is followed on the ``meta`` device), a constant (``consts``, folded here), or a
+    :class:`ShapeValue` (an integer vector holding the batch size).
+    """
+
+    def __init__(
+        self,
+        graph: Any,
+        consts: dict[str, np.ndarray],
+        data_input: str,
+        input_shape: tuple[int, ...] | None,
+        batch: int,
+        source: str,
+    ) -> None:
+        self.graph = graph
+        self.batch = batch  # the declared batch size, or 1
+        self.consts = consts
+        self.data_input = data_input
+        self.limit = max_elements()
         self.source = source
-        if shape is not None:
-            self._check(shape, "the network input")
+        self.shapes: dict[str, tuple[int, ...] | None] = {data_input: input_shape}
+        self.alias: dict[str, str] = {}
+        self.syms: dict[str, ShapeValue] = {}
+        self.extra: dict[str, str] = {}  # a node's second outputs, which nothing may use
+        self.steps: list[tuple[OnnxNode, nn.Module, tuple[str, ...], str]] = []
+        self.fused: set[int] = set()
+        self.users: dict[str, list[int]] = {}  # value -> the nodes (indices) that read it
+        for index, proto in enumerate(graph.node):
+            for name in proto.input:
+                self.users.setdefault(name, []).append(index)
+        if input_shape is not None:
+            self._check_size(input_shape, "the network input")
 
-    def _check(self, shape: tuple[int, ...], what: str) -> None:
+    # ------------------------------------------------------------------ values
+
+    def _kind(self, node: OnnxNode, name: str) -> str | None:
+        if not name:
+            return None
+        if name in self.alias or name in self.shapes:
+            return "data"
+        if name in self.syms:
+            return "shape"
+        if name in self.consts:
+            return "const"
+        if name in self.extra:
+            raise node.unsupported(
+                f"its input {name!r} is an extra output of node {self.extra[name]!r}; only "
+                "first outputs are run"
+            )
+        raise node.malformed(
+            f"its input {name!r} is computed by no earlier node (the nodes must be in "
+            "topological order)"
+        )
+
+    def _data(self, name: str) -> str:
+        return self.alias.get(name, name)
+
+    def _check_size(self, shape: tuple[int, ...], what: str) -> None:
         n = math.prod(shape)
         if n > self.limit:
             raise CheckpointError(
@@ -524,90 +260,286 @@ class _Shapes:
                 f"limit of {self.limit}; raise it with {MAX_ELEMENTS_ENV}=N if this is intended"
             )
 
-    def apply(self, layer: nn.Module, node: _Node) -> None:
-        if self.shape is None:
-            return
+    def _define(self, node: OnnxNode, name: str) -> None:
+        known = (self.alias, self.shapes, self.syms, self.extra)
+        if any(name in d for d in known) or name == self.data_input:
+            raise node.malformed(f"it computes {name!r} again (ONNX values are assigned once)")
+
+    # ------------------------------------------------------------------ nodes
+
+    def run(self) -> None:
+        for index, proto in enumerate(self.graph.node):
+            if proto.op_type == "Constant" or index in self.fused:
+                continue
+            node = OnnxNode(proto, self.consts)
+            if proto.domain not in ("", "ai.onnx"):
+                raise node.unsupported(f"operator domain {proto.domain!r}; only the ONNX standard")
+            if not proto.output or not proto.output[0]:
+                raise node.malformed("it has no output")
+            self._define(node, proto.output[0])
+            for extra in proto.output[1:]:
+                if extra:
+                    self.extra[extra] = node.name
+            kinds = [self._kind(node, name) for name in proto.input]
+            try:
+                if "data" in kinds:
+                    self._network_node(node, kinds)
+                elif "shape" in kinds:
+                    args = [self._arg(name) for name in proto.input]
+                    self._store(node, shape_op(node, args))
+                else:
+                    args_c = [self.consts[name] if name else None for name in proto.input]
+                    self._store(node, np.asarray(fold(node, args_c)))
+            except RobustbenchLiteError:
+                raise
+            except (ValueError, TypeError, IndexError, KeyError, RuntimeError) as exc:
+                raise node.malformed(f"{type(exc).__name__}: {str(exc)[:300]}") from None
+
+    def _arg(self, name: str) -> ShapeValue | np.ndarray | None:
+        if not name:
+            return None
+        return self.syms[name] if name in self.syms else self.consts[name]
+
+    def _store(self, node: OnnxNode, value: ShapeValue | np.ndarray) -> None:
+        out = node.proto.output[0]
+        if isinstance(value, ShapeValue):
+            self.syms[out] = value
+        else:
+            self.consts[out] = _finite(value, f"value {out!r} folded from node {node.name!r}")
+
+    def _network_node(self, node: OnnxNode, kinds: list[str | None]) -> None:
+        """A node with at least one network value among its inputs."""
+        op, proto = node.op, node.proto
+        inputs = [self._data(n) if k == "data" else n for n, k in zip(proto.input, kinds)]
+        data = [n for n, k in zip(inputs, kinds) if k == "data"]
+        if op not in _DATA_OPS:
+            raise node.unsupported(f"no exact conversion; supported: {_SUPPORTED}")
+        if "shape" in kinds and op != "Reshape":
+            raise node.unsupported(
+                "a value computed by Shape used as data; only a Reshape takes a shape"
+            )
+        if kinds[0] != "data" and op not in ELEMENTWISE and op not in ("MatMul", "Concat"):
+            raise node.unsupported(
+                f"its first input {proto.input[0]!r} is not a network value; the network value "
+                "must come first"
+            )
+        shape = self.shapes[data[0]]
+        out = proto.output[0]
+        if op == "Shape":
+            if shape is None:
+                raise node.unsupported(
+                    "the input shape is unknown; declare the network input's dims"
+                )
+            self._store(node, shape_of(node, shape))
+        elif op in _IDENTITY_OPS or op == "Cast":
+            if op == "Cast":
+                nodes.check_cast(node)
+            if op == "Dropout":
+                nodes.check_dropout(node)
+            self.alias[out] = data[0]
+        elif op == "Relu":
+            self._step(node, nn.ReLU(), (data[0],))
+        elif op == "MatMul":
+            self._matmul(node, kinds, inputs)
+        elif op in _CONVERTERS:
+            self._one_value(node, data)
+            self._step(node, _CONVERTERS[op](node, shape), (data[0],))
+        elif op == "Reshape":
+            self._one_value(node, data)
+            self._reshape(node, inputs, kinds, shape)
+        elif op in ELEMENTWISE:
+            if len(data) == 1 and len(proto.input) == 2:
+                self._step(node, nodes.const_op(node, shape), (data[0],))
+            else:
+                self._combine(node, inputs, kinds)
+        else:  # Concat
+            self._concat(node, inputs, kinds)
+
+    def _one_value(self, node: OnnxNode, data: list[str]) -> None:
+        if len(data) != 1:
+            raise node.unsupported(
+                f"{len(data)} network values among its inputs; only the first input may be one"
+            )
+
+    def _matmul(self, node: OnnxNode, kinds: list[str | None], inputs: list[str]) -> None:
+        """``x @ W``; an ``Add`` of a bias vector that is the only reader of the product is
+        fused into the same ``nn.Linear``."""
+        if kinds[0] != "data":
+            raise node.unsupported("a constant times x; only x times a constant")
+        if len(kinds) > 1 and kinds[1] == "data":
+            raise node.unsupported(
+                "a product of two network values is not affine; only x times a constant"
+            )
+        out = str(node.proto.output[0])
+        bias, users = None, self.users.get(out, [])
+        outputs = {o.name for o in self.graph.output}
+        add = self.graph.node[users[0]] if len(users) == 1 else None
+        if add is not None and add.op_type == "Add" and out not in outputs:
+            other = [x for x in add.input if x != out]
+            bias_shape = self.consts[other[0]].shape if other and other[0] in self.consts else None
+            vector = bias_shape is not None and (len(bias_shape) < 2 or bias_shape[:-1] == (1,))
+            if len(add.input) == 2 and len(other) == 1 and vector:
+                add_node = OnnxNode(add, self.consts)
+                bias = add_node.weight(list(add.input).index(other[0]), "bias")
+                self._define(add_node, add.output[0])
+                self.fused.add(users[0])
+                out = str(add.output[0])
+        self._step(node, nodes.matmul(node, bias), (inputs[0],), out)
+
+    def _reshape(
+        self,
+        node: OnnxNode,
+        inputs: list[str],
+        kinds: list[str | None],
+        shape: tuple[int, ...] | None,
+    ) -> None:
+        if len(inputs) < 2 or not inputs[1]:
+            raise node.malformed("its shape (input 1) is missing")
+        if kinds[1] == "shape":
+            sym = self.syms[inputs[1]]
+            if sym.scalar:
+                raise node.malformed("its shape is a scalar, not a vector")
+            target: list[int | None] = list(sym.items)
+        else:
+            target = [int(s) for s in node.integers(1, "shape").reshape(-1)]
+        if shape is None:
+            raise node.unsupported("the input shape is unknown; declare the network input's dims")
+        self._step(node, Reshape(reshape_target(node, target, shape, self.batch)), (inputs[0],))
+
+    def _same_rank(self, node: OnnxNode, data: list[str]) -> list[tuple[int, ...]]:
+        shapes = [self.shapes[n] for n in data]
+        known = [s for s in shapes if s is not None]
+        if len(known) != len(shapes):
+            raise node.unsupported("the input shape is unknown; declare the network input's dims")
+        if len({len(s) for s in known}) != 1:
+            raise node.unsupported(
+                f"network values of shapes {[('N', *s) for s in known]}: they must have one "
+                "rank, or the batch dimension would be broadcast"
+            )
+        return known
+
+    def _combine(self, node: OnnxNode, inputs: list[str], kinds: list[str | None]) -> None:
+        if len(inputs) != 2 or kinds != ["data", "data"]:
+            raise node.malformed(f"{len(inputs)} inputs; {node.op} takes two")
+        op = ELEMENTWISE[node.op]
+        if op in ("mul", "div"):
+            what = "a product" if op == "mul" else "a quotient"
+            raise node.unsupported(
+                f"{what} of two network values is not affine; only one network value and one "
+                "constant"
+            )
+        self._same_rank(node, inputs)
+        self._step(node, Combine(op), (inputs[0], inputs[1]))
+
+    def _concat(self, node: OnnxNode, inputs: list[str], kinds: list[str | None]) -> None:
+        if any(k != "data" for k in kinds):
+            raise node.unsupported(
+                "a constant among network values; only network values are concatenated"
+            )
+        rank = len(self._same_rank(node, inputs)[0]) + 1
+        if "axis" not in node.attrs():
+            raise node.malformed("axis is required")
+        axis = int(node.attrs()["axis"])
+        dim = axis + rank if axis < 0 else axis
+        if not 0 <= dim < rank:
+            raise node.malformed(f"axis {axis} for values of rank {rank}")
+        if dim == 0:
+            raise node.unsupported("axis 0 is the batch dimension; only per-sample axes")
+        self._step(node, Concat(dim), tuple(inputs))
+
+    def _step(
+        self, node: OnnxNode, layer: nn.Module, inputs: tuple[str, ...], out: str = ""
+    ) -> None:
+        """Add ``layer`` on ``inputs``, computing ``out`` (by default the node's output);
+        follow the shape on the ``meta`` device."""
+        out = out or str(node.proto.output[0])
+        self.shapes[out] = self._infer(layer, node, [self.shapes[n] for n in inputs])
+        self.steps.append((node, layer, inputs, out))
+
+    def _infer(
+        self, layer: nn.Module, node: OnnxNode, shapes: list[tuple[int, ...] | None]
+    ) -> tuple[int, ...] | None:
+        known = [s for s in shapes if s is not None]
+        if len(known) != len(shapes):
+            return None
         from torch.func import functional_call
 
         tensors = list(layer.named_parameters()) + list(layer.named_buffers())
-        try:  # the layer's own code on meta copies of its tensors: shapes only, no data
+        # The layer's own code on zeros gives the shape; a large input runs on meta copies
+        # instead (shapes only, no data); small ones skip the meta device's slow first use.
+        small = all(math.prod(s) <= _SMALL_INPUT for s in known)
+        device = "cpu" if small else "meta"
+        try:
             with torch.no_grad():
                 out = functional_call(
                     layer,
-                    {name: t.to("meta") for name, t in tensors},
-                    (torch.empty((2, *self.shape), device="meta"),),
+                    {name: t.to(device) for name, t in tensors},
+                    tuple(torch.zeros((2, *s), device=device) for s in known),
                 )
         except (RuntimeError, ValueError, IndexError, TypeError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            shown = known[0] if len(known) == 1 else known
             raise node.malformed(
-                f"it does not run on its input of shape {self.shape}: {first[:300]}"
+                f"it does not run on its input of shape {shown}: {first[:300]}"
             ) from None
         if out.ndim == 0 or out.shape[0] != 2:
             raise node.unsupported("it changes the batch dimension")
-        self.shape = tuple(int(s) for s in out.shape[1:])
-        self._check(self.shape, f"the output of node {node.name!r} ({node.op})")
+        shape = tuple(int(s) for s in out.shape[1:])
+        self._check_size(shape, f"the output of node {node.name!r} ({node.op})")
+        return shape
 
+    # ------------------------------------------------------------------ the network
 
-def _convert_nodes(
-    graph: Any,
-    consts: dict[str, np.ndarray],
-    data_input: str,
-    shapes: _Shapes,
-) -> tuple[list[nn.Module], str]:
-    """Walk the chain from ``data_input``; fuse MatMul + Add into one ``nn.Linear``.
-
-    Returns the layers and the name of the chain's last value.
-    """
-    layers: list[nn.Module] = []
-    current = data_input
-    nodes = [n for n in graph.node if n.op_type != "Constant"]
-    i = 0
-    while i < len(nodes):
-        proto = nodes[i]
-        node = _Node(proto, consts)
-        if proto.domain not in ("", "ai.onnx"):
-            raise node.unsupported(f"operator domain {proto.domain!r}; only the ONNX standard")
-        data = [x for x in proto.input if x and x not in consts]
-        if data != [current] or not proto.output:
-            raise node.unsupported(
-                f"inputs {list(proto.input)} are not one step of a single chain; "
-                "only sequential networks are supported"
+    def network(self) -> nn.Module:
+        """An ``nn.Sequential`` for a chain, else an :class:`OnnxGraph`."""
+        output = self.graph.output[0].name
+        if output in self.consts or output in self.syms:
+            raise UnsupportedLayerError(
+                f"unsupported: the graph output {output!r} (it does not depend on the "
+                "network input) at the graph outputs"
             )
-        op = proto.op_type
-        try:
-            if op == "MatMul":
-                if proto.input[0] != current:
-                    raise node.unsupported("a constant times x; only x times a constant")
-                bias = None
-                nxt = nodes[i + 1] if i + 1 < len(nodes) else None
-                if nxt is not None and nxt.op_type == "Add" and proto.output[0] in nxt.input:
-                    other = [x for x in nxt.input if x != proto.output[0]]
-                    if len(other) == 1 and other[0] in consts:
-                        bias = _Node(nxt, consts).weight(list(nxt.input).index(other[0]), "bias")
-                        proto = nxt
-                        i += 1
-                layer = _matmul(node, bias)
-            elif op == "Relu":
-                layer = nn.ReLU()
-            elif op in _IDENTITY_OPS:
-                layer = nn.Identity()
-            elif op in _CONVERTERS:
-                layer = _CONVERTERS[op](node, shapes.shape)
-            else:
-                raise node.unsupported(f"no exact conversion; supported: {_SUPPORTED}")
-        except RobustbenchLiteError:
-            raise
-        except (ValueError, TypeError, IndexError, KeyError, RuntimeError) as exc:
-            raise node.malformed(f"{type(exc).__name__}: {str(exc)[:300]}") from None
-        shapes.apply(layer, node)
-        layers.append(layer)
-        current = proto.output[0]
-        i += 1
-    return layers, current
+        if not (output in self.alias or output in self.shapes):
+            raise CheckpointError(
+                f"{self.source}: the graph output {output!r} is computed by no node"
+            )
+        final = self._data(output)
+        needed = {final}
+        for node, _, inputs, out in reversed(self.steps):
+            if out not in needed:
+                raise UnsupportedLayerError(
+                    f"unsupported: the graph output {output!r} (it is not the end of the chain: "
+                    f"node {node.name!r} ({node.op}) computes {out!r}, which the output does "
+                    "not use) at the graph outputs"
+                )
+            needed.update(inputs)
+        previous = self.data_input
+        chain = True
+        for _, _, inputs, out in self.steps:
+            chain = chain and inputs == (previous,)
+            previous = out
+        if chain and previous == final:
+            return nn.Sequential(*[layer for _, layer, _, _ in self.steps])
+        return self._graph(final)
+
+    def _graph(self, final: str) -> OnnxGraph:
+        last_use: dict[str, int] = {}
+        for i, (_, _, inputs, _) in enumerate(self.steps):
+            for name in inputs:
+                last_use[name] = i
+        layers = nn.ModuleDict()
+        steps = []
+        for i, (node, layer, inputs, out) in enumerate(self.steps):
+            key = re.sub(r"\W+", "_", node.name).strip("_") or node.op.lower()
+            if key in layers or hasattr(layers, key):
+                key = f"{key}_{i}"
+            layers[key] = layer
+            drop = tuple(sorted({n for n in inputs if last_use[n] == i and n != final}))
+            steps.append(Step(key, inputs, out, drop))
+        return OnnxGraph(layers, tuple(steps), self.data_input, final)
 
 
 def load_onnx_model(path: str | Path, **kw: Any) -> Model:
-    """Convert the ONNX chain network at ``path`` into a :class:`Model` (float32 torch layers).
+    """Convert the ONNX network at ``path`` into a :class:`Model` (float32 torch layers).
 
     Args:
         path: an ``.onnx`` file with one float32 data input (the others are initializers).
@@ -644,14 +576,10 @@ def load_onnx_model(path: str | Path, **kw: Any) -> Model:
         if tensor_type.HasField("shape") and dims
         else None
     )
-    shapes = _Shapes(input_shape, max_elements(), str(path))
-    layers, last = _convert_nodes(graph, consts, inputs[0].name, shapes)
-    if graph.output[0].name != last:
-        raise UnsupportedLayerError(
-            f"unsupported: the graph output {graph.output[0].name!r} (it is not the end of "
-            f"the chain, {last!r}) at the graph outputs"
-        )
-    net = nn.Sequential(*layers)
+    batch = int(dims[0]) if input_shape is not None and dims[0] > 0 else 1
+    walk = _Walk(graph, consts, inputs[0].name, input_shape, batch, str(path))
+    walk.run()
+    net = walk.network()
     kw.setdefault("bounds", (float("-inf"), float("inf")))
     kw.setdefault("name", path.name)
     kw.setdefault("input_shape", input_shape)

@@ -66,21 +66,28 @@ class Robustness:
 
         return load_model(model, trust_checkpoint=self.trust_checkpoint)
 
-    def _data(self, data: DataArg) -> tuple[torch.Tensor, torch.Tensor]:
+    def _model_and_data(self, model: Any, data: DataArg) -> tuple[Any, torch.Tensor, torch.Tensor]:
+        """The model with its input space completed from the data (as the CLI does: the data
+        named, else the model's own, else digits), and the samples, capped by ``n``/quick."""
         from robustbench_lite.core.errors import DataError
         from robustbench_lite.datasets import load_data
+        from robustbench_lite.models.domain import choose_data, resolve_input_space
         from robustbench_lite.suite.runner import QUICK_N
 
+        model = self._model(model)
         if data is None or isinstance(data, str):
-            x, y = load_data(data or "digits", split="test")
+            choice = choose_data(model, data, given_by="data=")
+            x, y = load_data(choice.source, split="test", **dict(choice.options))
+            model = resolve_input_space(model, choice, x)
         elif isinstance(data, (tuple, list)) and len(data) == 2:
             x, y = data
+            model = resolve_input_space(model, None, x)
         else:
             raise DataError(
                 f"data {type(data).__name__}: pass (x, y) tensors or a dataset name such as 'digits'"
             )
         cap = min(self.n or len(y), QUICK_N if self.quick else len(y))
-        return x[:cap], y[:cap]
+        return model, x[:cap], y[:cap]
 
     def _record(self, result: CheckResult, model: Any) -> None:
         self._session.record([result], model.name)
@@ -99,12 +106,8 @@ class Robustness:
 
         if self.quick:
             params = {**params, **ATTACKS.get(name).quick_params}
-        attack, threat, model = (
-            create_attack(name, **params),
-            ThreatModel.parse(threat),
-            self._model(model),
-        )
-        x, y = self._data(data)
+        attack, threat = create_attack(name, **params), ThreatModel.parse(threat)
+        model, x, y = self._model_and_data(model, data)
         if self.device:
             model, x, y = model.to(self.device), x.to(self.device), y.to(self.device)
         result = attack(model, x, y, threat, seed=self.seed)
@@ -139,12 +142,8 @@ class Robustness:
         from robustbench_lite.core.threat import ThreatModel
         from robustbench_lite.core.verifier import DEFAULT_TIMEOUT_S
 
-        verifier, threat, model = (
-            create_verifier(name, **params),
-            ThreatModel.parse(threat),
-            self._model(model),
-        )
-        x, y = self._data(data)
+        verifier, threat = create_verifier(name, **params), ThreatModel.parse(threat)
+        model, x, y = self._model_and_data(model, data)
         start = time.perf_counter()
         timeout_s = DEFAULT_TIMEOUT_S if timeout_s is None else timeout_s
         res = verifier.verify(model, x, y, threat, timeout_s=timeout_s)

@@ -8,7 +8,8 @@ package load when a robustness test runs). Opt out with
 ``-p no:robustbench_lite``.
 
 * Files matching ``rb_*.yaml`` (ini option ``rb_suite_files``) are suites; each check is one
-  test item, and a failure shows the metric, its value and the expectation.
+  test item, and a failure shows the metric, its value and the expectation. The session
+  report holds the checks that ran as items: a deselected check (``-k``) is left out.
 * The ``robustness`` fixture: ``robustness.attack(name, model, data, threat, **params)``,
   ``.verify(...)``, ``.detect(...)``, ``.suite(path, model=...)``; results go into one
   session report (``--rb-report PATH``) and a table at the end of the run.
@@ -287,9 +288,6 @@ class SuiteFile(pytest.File):
                 )
             except Exception as exc:  # re-raised by every item of this file
                 self._error = exc
-            else:
-                results = [_prefixed(r, f"{self.nodeid}::") for r in self._report.results]
-                self.config.stash[_SESSION].record(results, self._report.model)
         if self._error is not None:
             raise self._error
         return self._report
@@ -316,6 +314,10 @@ class SuiteItem(pytest.Item):
             for r in report.results
             if r.id == self.check.id or r.id.startswith(self.check.id + "@")
         ]
+        # each item records its own results: a check deselected (-k, -m) or skipped never
+        # reaches the session report, though the suite ran whole for its cross-checks
+        prefix = f"{self.parent.nodeid}::"  # type: ignore[union-attr]
+        self.config.stash[_SESSION].record([_prefixed(r, prefix) for r in mine], report.model)
         failed = [r for r in mine if not r.passed]
         if failed:
             raise CheckFailed("\n".join(_failure_lines(r) for r in failed))

@@ -89,9 +89,42 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+#: The word each format shows for a verdict (``measured``: a value with no expectation).
+VERDICT_WORDS = {"pass": "PASS", "fail": "FAIL", "measured": "measured"}
+
+
+def verdict_word(r: CheckResult) -> str:
+    """``PASS``, ``FAIL`` or ``measured`` (a check without an expectation neither passes nor fails)."""
+    return VERDICT_WORDS[r.verdict]
+
+
+def verdict_counts(report: Report) -> str:
+    """``3/5 checks passed``, with ``, 2 measured`` when checks without expectations ran."""
+    text = f"{report.count('pass')}/{len(report.results)} checks passed"
+    measured = report.count("measured")
+    return text + (f", {measured} measured without an expectation" if measured else "")
+
+
+def reused_text(r: CheckResult) -> str:
+    """The reused column: ``yes`` for a check taken whole from the results store."""
+    return "yes" if r.reused else "-"
+
+
 def to_table(report: Report) -> str:
-    """A plain-text table: one row per check with its main values."""
-    header = ("check", "kind", "threat", "clean_acc", "robust_acc", "time_s", "result")
+    """A plain-text table: one row per check with its main values; the result is PASS or
+    FAIL for checks with expectations and ``measured`` for the rest. A ``reused`` column
+    appears when some check came from the results store."""
+    reused = report.reused_checks > 0
+    header = (
+        "check",
+        "kind",
+        "threat",
+        "clean_acc",
+        "robust_acc",
+        "time_s",
+        *(("reused",) if reused else ()),
+        "result",
+    )
     rows = [header]
     for r in report.results:
         rows.append(
@@ -102,7 +135,8 @@ def to_table(report: Report) -> str:
                 _fmt(r.values.get("clean_accuracy")),
                 _fmt(r.values.get("robust_accuracy")),
                 format_seconds(r.elapsed_s),
-                "PASS" if r.passed else "FAIL",
+                *((reused_text(r),) if reused else ()),
+                verdict_word(r),
             )
         )
     cells = [[plain(c) for c in row] for row in rows]  # no terminal escapes from names
@@ -188,17 +222,33 @@ def md_code(value: Any) -> str:
 def to_markdown(report: Report) -> str:
     """A GitHub-flavoured Markdown summary: verdict, soundness alerts, and a table of checks.
     Every name is escaped (:func:`md_text`): a hostile check id renders as text."""
-    verdict = "PASSED" if report.passed else "FAILED"
+    verdict = {"pass": "PASSED", "fail": "FAILED", "measured": "MEASURED"}[report.verdict]
     lines = [
         f"# Robustness report: {md_text(report.suite)}",
         "",
-        f"Model {md_code(report.model)}: **{verdict}** "
-        f"({sum(r.passed for r in report.results)}/{len(report.results)} checks passed)",
+        f"Model {md_code(report.model)}: **{verdict}** ({verdict_counts(report)})",
         "",
     ]
+    if report.reused_checks:
+        lines += [
+            f"{report.reused_checks} of {len(report.results)} checks reused from the results "
+            "store (values and times of the earlier run; --fresh recomputes).",
+            "",
+        ]
     for msg in soundness_messages(report):
         lines += [f"> **{md_text(msg)}**", ""]
-    header = ["check", "kind", "component", "threat", *MAIN_VALUES, "expect", "time (s)", "result"]
+    reused = report.reused_checks > 0
+    header = [
+        "check",
+        "kind",
+        "component",
+        "threat",
+        *MAIN_VALUES,
+        "expect",
+        "time (s)",
+        *(["reused"] if reused else []),
+        "result",
+    ]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in report.results:
         cells = [
@@ -209,7 +259,8 @@ def to_markdown(report: Report) -> str:
             *(value_text(r.values.get(k)) for k in MAIN_VALUES),
             "; ".join(r.expect) or "-",
             format_seconds(r.elapsed_s),
-            "pass" if r.passed else "**FAIL**",
+            *([reused_text(r)] if reused else []),
+            {"pass": "pass", "fail": "**FAIL**", "measured": "measured"}[r.verdict],
         ]
         lines.append("| " + " | ".join(md_text(c) for c in cells[:-1]) + f" | {cells[-1]} |")
     failures = [(r.id, f) for r in report.results for f in r.detail.get("failed", [])]
@@ -260,7 +311,10 @@ def to_junit(report: Report) -> str:
                 "time": f"{r.elapsed_s:.3f}",
             },
         )
-        ET.SubElement(case, "system-out").text = plain(_values_line(r))
+        case_props = ET.SubElement(case, "properties")
+        ET.SubElement(case_props, "property", {"name": "verdict", "value": r.verdict})
+        ET.SubElement(case_props, "property", {"name": "reused", "value": str(r.reused).lower()})
+        ET.SubElement(case, "system-out").text = plain(_junit_out(r))
         if not r.passed:
             reasons = list(r.detail.get("failed", [])) + (
                 [r.detail["soundness"]] if r.detail.get("soundness") else []
@@ -279,16 +333,27 @@ def _values_line(r: CheckResult) -> str:
     return ", ".join(f"{k}={value_text(v)}" for k, v in r.values.items())
 
 
+def _junit_out(r: CheckResult) -> str:
+    """A testcase's output: its values, then what the verdict means when it is no pass/fail."""
+    notes = []
+    if r.verdict == "measured":
+        notes.append("measured: no expectation, nothing passed or failed")
+    if r.reused:
+        notes.append("reused from the results store")
+    return "; ".join([_values_line(r), *notes])
+
+
 def comparable(report: Report) -> dict[str, Any]:
     """The report without what legitimately varies between runs (timings, environment).
 
     Two runs of one suite on one model with one seed give equal ``comparable`` dicts, whatever
-    the executor and however often the run was interrupted and resumed.
+    the executor and however often the run was interrupted and resumed (``reused`` differs).
     """
     doc = report.to_dict()
     doc.pop("env", None)
     for check in doc["checks"]:
         check.pop("elapsed_s", None)
+        check.pop("reused", None)
         check.get("detail", {}).pop("timing", None)
         for cell in check.get("detail", {}).get("cells", []):
             cell.pop("elapsed_s", None)

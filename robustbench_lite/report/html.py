@@ -21,8 +21,11 @@ from robustbench_lite.report.formats import (
     format_seconds,
     plain,
     register_format,
+    reused_text,
     soundness_messages,
     value_text,
+    verdict_counts,
+    verdict_word,
 )
 
 if TYPE_CHECKING:
@@ -33,7 +36,7 @@ _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px auto;max-width:1120px;color:#1f2328;padding:0 16px}
 h1{font-size:1.6em;margin-bottom:4px}h2{font-size:1.2em;margin-top:28px;border-bottom:1px solid #d0d7de;padding-bottom:4px}
 .meta{color:#57606a;font-size:.9em}.verdict{display:inline-block;padding:2px 10px;border-radius:12px;color:#fff;font-weight:600}
-.pass{background:#1a7f37}.fail{background:#cf222e}
+.pass{background:#1a7f37}.fail{background:#cf222e}.measured{background:#57606a}
 .alert{background:#ffebe9;border:2px solid #cf222e;color:#82071e;padding:10px 14px;border-radius:6px;margin:12px 0;font-weight:600}
 table{border-collapse:collapse;width:100%;font-size:.82em}.bad{color:#cf222e;font-weight:600}th,td{border:1px solid #d0d7de;padding:4px 8px;text-align:left;vertical-align:top}
 th{background:#f6f8fa}td.num{text-align:right;font-variant-numeric:tabular-nums}tr.failed td{background:#fff5f5}
@@ -66,18 +69,23 @@ def _label(value: Any, limit: int = 60) -> str:
 
 
 def _page(report: Report) -> str:
-    verdict = "pass" if report.passed else "fail"
+    verdict = report.verdict
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         f"<title>robustbench_lite: {_e(report.suite)}</title><style>{_CSS}</style></head><body>",
         f"<h1>Robustness report: {_e(report.suite)}</h1>",
         f"<p class='meta'>model <code>{_e(report.model)}</code> &middot; "
         f"<span class='verdict {verdict}'>{verdict.upper()}</span> &middot; "
-        f"{sum(r.passed for r in report.results)}/{len(report.results)} checks passed &middot; "
+        f"{_e(verdict_counts(report))} &middot; "
         f"seed {_e(report.env.get('seed', '-'))} &middot; robustbench_lite {_e(report.env.get('robustbench_lite', '-'))}"
         f" &middot; torch {_e(report.env.get('torch', '-'))}</p>",
     ]
     parts += [f"<div class='alert'>{_e(m)}</div>" for m in soundness_messages(report)]
+    if report.reused_checks:
+        parts.append(
+            f"<p class='meta'>{report.reused_checks} of {len(report.results)} checks reused "
+            "from the results store (values and times of the earlier run; --fresh recomputes)</p>"
+        )
     parts += ["<h2>Checks</h2>", _table(report)]
     detections = detection_messages(report)
     if detections:
@@ -124,6 +132,7 @@ def _e(value: Any) -> str:
 
 def _table(report: Report) -> str:
     shown = [k for k in MAIN_VALUES if any(k in r.values for r in report.results)]
+    reused = report.reused_checks > 0
     head = [
         "check",
         "kind",
@@ -133,6 +142,7 @@ def _table(report: Report) -> str:
         *(k.replace("_", " ") for k in shown),
         "expect",
         "time (s)",
+        *(["reused"] if reused else []),
         "result",
     ]
     rows = [
@@ -140,12 +150,13 @@ def _table(report: Report) -> str:
     ]
     for r in report.results:
         nums = "".join(f"<td class='num'>{_e(value_text(r.values.get(k)))}</td>" for k in shown)
-        result = "PASS" if r.passed else "<b>FAIL</b>"
+        result = f"<b>{verdict_word(r)}</b>" if r.verdict == "fail" else verdict_word(r)
+        stored = f"<td>{reused_text(r)}</td>" if reused else ""
         rows.append(
             f"<tr class='{'ok' if r.passed else 'failed'}'><td class='id'>{_e(r.id)}</td><td>{_e(r.kind)}</td>"
             f"<td>{_e(r.component or '-')}</td><td>{_e(r.threat or '-')}</td><td>{_e(r.detail.get('defense') or '-')}</td>"
             f"{nums}<td>{_expect_cell(r)}</td>"
-            f"<td class='num'>{format_seconds(r.elapsed_s)}</td><td>{result}</td></tr>"
+            f"<td class='num'>{format_seconds(r.elapsed_s)}</td>{stored}<td>{result}</td></tr>"
         )
     return "\n".join(rows) + "</table></div>"
 

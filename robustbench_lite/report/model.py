@@ -13,6 +13,10 @@ from typing import Any
 
 SCHEMA = "robustbench_lite.report/1"
 
+#: A check's verdict: ``pass`` and ``fail`` only for checks with an expectation (or a
+#: cross-check that failed them); a check with no expectation only ``measured`` its values.
+PASS, FAIL, MEASURED = "pass", "fail", "measured"
+
 
 @dataclass(frozen=True)
 class CheckResult:
@@ -28,6 +32,8 @@ class CheckResult:
         expect: the expectations as text, e.g. ``("robust_accuracy >= 0.4",)``.
         elapsed_s: wall time of the check in seconds.
         detail: anything else worth keeping (per-cell detail, triggers, counterexamples).
+        reused: every cell of the check came from the results store (a resumed run), so its
+            values and ``elapsed_s`` are those of the earlier run.
     """
 
     id: str
@@ -39,15 +45,27 @@ class CheckResult:
     expect: tuple[str, ...] = ()
     elapsed_s: float = 0.0
     detail: Mapping[str, Any] = field(default_factory=dict)
+    reused: bool = False
+
+    @property
+    def verdict(self) -> str:
+        """``fail`` when an expectation (or a cross-check) failed, ``pass`` when the check has
+        expectations and all held, else ``measured``: values without a threshold are no PASS."""
+        if not self.passed:
+            return FAIL
+        return PASS if self.expect else MEASURED
 
     def to_dict(self) -> dict[str, Any]:
-        """The check as a JSON-ready dict."""
+        """The check as a JSON-ready dict (``passed`` stays for readers of older reports;
+        ``verdict`` tells a pass from a measurement)."""
         return {
             "id": self.id,
             "kind": self.kind,
             "component": self.component,
             "threat": self.threat,
             "passed": self.passed,
+            "verdict": self.verdict,
+            "reused": self.reused,
             "values": {k: jsonable(v) for k, v in self.values.items()},
             "expect": list(self.expect),
             "elapsed_s": round(self.elapsed_s, 4),
@@ -69,6 +87,22 @@ class Report:
         """True when every check passed."""
         return all(r.passed for r in self.results)
 
+    @property
+    def verdict(self) -> str:
+        """``fail`` when a check failed, ``pass`` when some check passed an expectation and
+        none failed, ``measured`` when no check has an expectation."""
+        verdicts = {r.verdict for r in self.results}
+        return FAIL if FAIL in verdicts else (PASS if PASS in verdicts else MEASURED)
+
+    def count(self, verdict: str) -> int:
+        """How many checks have ``verdict`` (``pass``, ``fail`` or ``measured``)."""
+        return sum(r.verdict == verdict for r in self.results)
+
+    @property
+    def reused_checks(self) -> int:
+        """How many checks were taken whole from the results store."""
+        return sum(r.reused for r in self.results)
+
     def to_dict(self) -> dict[str, Any]:
         """The report as a JSON-ready dict following :data:`SCHEMA`."""
         return {
@@ -76,6 +110,7 @@ class Report:
             "suite": self.suite,
             "model": self.model,
             "passed": self.passed,
+            "verdict": self.verdict,
             "checks": [r.to_dict() for r in self.results],
             "env": dict(self.env),
         }

@@ -10,8 +10,9 @@ from robustbench_lite.suite.kinds import CellPayload, all_kinds, check_kind
 from robustbench_lite.suite.model_spec import Check
 
 
-def merge_check(check: Check, cells: Sequence[CellPayload]) -> CheckResult:
-    """One check's result from its cells (any order in; merged in sample order)."""
+def merge_check(check: Check, cells: Sequence[CellPayload], *, reused: bool = False) -> CheckResult:
+    """One check's result from its cells (any order in; merged in sample order); ``reused``:
+    every cell came from the results store."""
     cells = sorted(cells, key=lambda c: c[0].shard)
     kind = check_kind(check.kind)
     values, extra = kind.merge(cells)
@@ -52,6 +53,7 @@ def merge_check(check: Check, cells: Sequence[CellPayload]) -> CheckResult:
         expect=tuple(str(e) for e in check.expect),
         elapsed_s=sum(p["elapsed_s"] for _, p in cells),
         detail=detail,
+        reused=reused,
     )
 
 

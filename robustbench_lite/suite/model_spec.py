@@ -20,30 +20,40 @@ class ModelSpec:
     #: The suite *asks* for trust (its model is TorchScript or needs full unpickling). It never
     #: grants it: the run is refused unless the caller passes ``trust_checkpoint=True``.
     trust_checkpoint: bool = False
+    #: The suite file's folder: ``arch``'s module is looked up there first (as the checkpoint
+    #: path is relative to it). None for built-in suites.
+    folder: str | None = None
+    #: The suite's source, for the record of where bounds etc. came from.
+    origin: str = "suite"
 
     def load(self, *, trust_checkpoint: bool = False) -> Any:
-        """The :class:`Model` (see :func:`robustbench_lite.load_model`).
+        """The :class:`Model` (see :func:`robustbench_lite.models.loading.open_model`); what the
+        block does not give is filled from the data by the runner.
 
         ``trust_checkpoint`` is the caller's grant (CLI ``--trust-checkpoint``, pytest
         ``--rb-trust-checkpoint``); the suite's own ``trust_checkpoint`` key is not one.
         """
-        from robustbench_lite.models.loading import load_model
+        from robustbench_lite.models.loading import open_model
 
-        return load_model(
+        return open_model(
             self.checkpoint,
             arch=self.arch,
             trust_checkpoint=trust_checkpoint,
+            given_by=self.origin,
+            arch_paths=(self.folder,) if self.folder else (),
             **dict(self.options),
         )
 
 
 @dataclass(frozen=True)
 class DataSpec:
-    """The samples every check sees: ``source`` (dataset name or ``npz:PATH``), split, first n."""
+    """The samples every check sees: ``source`` (dataset name or ``npz:PATH``; None: the model's
+    own data, else digits), split, first n, and the dataset's ``options`` (``size: [56, 46]``)."""
 
-    source: str = "digits"
+    source: str | None = None
     split: str = "test"
     n: int | None = None
+    options: tuple[tuple[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -12,20 +12,26 @@ import hashlib
 import json
 import logging
 import sys
+from collections.abc import Collection
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from robustbench_lite.core.errors import DataError, SuiteError, UnsupportedThreatError
+from robustbench_lite.core.errors import (
+    DataError,
+    SuiteError,
+    ThreatSpecError,
+    UnsupportedThreatError,
+)
 from robustbench_lite.core.model import Model
-from robustbench_lite.core.threat import ThreatModel, require_supported
+from robustbench_lite.core.threat import ThreatModel, require_meaningful_eps, require_supported
 from robustbench_lite.core.types import inputs_device
 from robustbench_lite.report.model import CheckResult, Report, environment
 from robustbench_lite.suite.cells import Cell, CellContext
 from robustbench_lite.suite.kinds import check_kind
-from robustbench_lite.suite.model_spec import Check
+from robustbench_lite.suite.model_spec import Check, DataSpec
 from robustbench_lite.suite.schema import Suite, load_suite
 
 log = logging.getLogger(__name__)
@@ -115,6 +121,7 @@ def _run(
     trust_checkpoint: bool = False,
 ) -> Report:
     from robustbench_lite.datasets import load_data
+    from robustbench_lite.models.domain import input_space_record, resolve_input_space
     from robustbench_lite.suite.executors import run_cells
 
     model = _model(suite, model, device, trust_checkpoint)
@@ -122,11 +129,21 @@ def _run(
     count = n if n is not None else spec.n
     if quick:
         count = min(count or QUICK_N, QUICK_N)
-    x, y = load_data(data or spec.source, split=spec.split, n=count)
+    wanted = needs_data(suite)
+    choice = None
+    if wanted or data is not None or spec != DataSpec():  # detect-only: data only when named
+        choice = data_choice(suite, model, data)
+        x, y = load_data(choice.source, split=spec.split, n=count, **dict(choice.options))
+        # what neither the caller nor the file gives comes from the data; no bounds: exit 2
+        model = resolve_input_space(model, choice, x)
+    else:
+        x, y = torch.empty(0), torch.empty(0, dtype=torch.long)
     if device:
         x, y = x.to(device), y.to(device)
-    model.check_inputs(x)
+    if wanted:
+        model.check_inputs(x)
     checks = resolve_checks(suite, model, n_data=len(y), quick=quick)
+    check_budgets(suite, checks, model, x)  # an eps beyond the input range: before any work
     cells = build_cells(checks, len(y), suite.shard_size)
     base_key, keys = run_keys(suite, checks, model, x, y, quick)
     payloads: dict[tuple[str, int], dict[str, Any]] = {}
@@ -140,6 +157,7 @@ def _run(
             if (keys[c.check_id], c.shard) in stored
         }
     todo = [c for c in cells if (c.check_id, c.shard) not in payloads]
+    stored_cells = set(payloads)
     resumed = len(cells) - len(todo)
     if resumed:
         log.info("resuming: %d of %d cells already stored", resumed, len(cells))
@@ -156,13 +174,17 @@ def _run(
         checks,
         cells,
         payloads,
+        reused=stored_cells,
         env={
             "seed": suite.seed,
             "suite_source": suite.source,
             "executor": executor,
             "quick": quick,
             "device": str(inputs_device(x)),
-            "data": data or spec.source,
+            "data": choice.source if choice is not None and len(y) else None,
+            "data_options": choice.record()["options"] if choice is not None else {},
+            "data_chosen_by": choice.chosen_by if choice is not None else None,
+            "model_domain": input_space_record(model),
             "n": len(y),
             "run_key": base_key,
             "cells": len(cells),
@@ -179,6 +201,38 @@ def _run(
             resumed=resumed,
         )
     return report
+
+
+def needs_data(suite: Suite) -> bool:
+    """Whether some check of ``suite`` reads the data (a suite of detect checks reads none)."""
+    return any(check_kind(check.kind).needs_data for check in suite.checks)
+
+
+def check_budgets(suite: Suite, checks: dict[str, Check], model: Model, x: torch.Tensor) -> None:
+    """Refuse a check whose eps covers the model's whole input range (see
+    :func:`robustbench_lite.core.threat.require_meaningful_eps`), naming the check's line."""
+    if not len(x):
+        return
+    for check in checks.values():
+        if check.threat is None:
+            continue
+        try:
+            require_meaningful_eps(check.threat, model.bounds, x[:1])
+        except ThreatSpecError as exc:
+            raise ThreatSpecError(f"{suite.source}:{check.line} check {check.id}: {exc}") from None
+
+
+def data_choice(suite: Suite, model: Model, data: str | None = None) -> Any:
+    """The run's data: ``data`` (``--data``), else the suite's ``data:`` source, else the
+    model's own data (a zoo entry's, a checkpoint's ``rbl_meta``), else digits."""
+    from robustbench_lite.models.domain import choose_data
+
+    if data:
+        return choose_data(model, data, given_by="--data")
+    spec = suite.data
+    return choose_data(
+        model, spec.source, given_by=f"{suite.source} data", options=dict(spec.options)
+    )
 
 
 def require_trust(suite: Suite, trust_checkpoint: bool) -> None:
@@ -198,7 +252,7 @@ def _model(
     device: str | None,
     trust_checkpoint: bool = False,
 ) -> Model:
-    from robustbench_lite.models.loading import load_model
+    from robustbench_lite.models.loading import open_model
 
     if model is None:
         if suite.model is None:
@@ -210,7 +264,7 @@ def _model(
     elif isinstance(model, Model):
         loaded = model
     else:
-        loaded = load_model(model, trust_checkpoint=trust_checkpoint)
+        loaded = open_model(model, trust_checkpoint=trust_checkpoint)
     return loaded.to(device) if device else loaded
 
 
@@ -220,7 +274,7 @@ def resolve_checks(
     """Checks by id, with ``threat: default`` expanded over the model's default threats."""
     out: dict[str, Check] = {}
     for check in suite.checks:
-        if check.n is not None and check.n > n_data:
+        if check.n is not None and check.n > n_data and check_kind(check.kind).needs_data:
             raise DataError(
                 f"{suite.source}:{check.line} check {check.id}: n={check.n} is more than the "
                 f"{n_data} samples of the data; lower n"
@@ -231,10 +285,7 @@ def resolve_checks(
             out[check.id] = check
             continue
         if not model.default_threats:
-            raise SuiteError(
-                f"{suite.source}:{check.line} check {check.id} uses 'threat: default' but "
-                f"{model.name} declares no default threats; name a threat instead"
-            )
+            raise SuiteError(_no_default_threats(suite, check, model))
         for spec in model.default_threats:
             threat = ThreatModel.parse(spec)
             _supported(check, threat, suite.source)
@@ -243,6 +294,19 @@ def resolve_checks(
             )
             out[expanded.id] = expanded
     return out
+
+
+def _no_default_threats(suite: Suite, check: Check, model: Model) -> str:
+    """The one line for ``threat: default`` on a model and data without default threats."""
+    data = (model.meta.get("input_space") or {}).get("data", {}).get("source")
+    whose = f"{model.name} and its data {data}" if data else model.name
+    fix = "name one with --threat SPEC, e.g. --threat linf:0.1"
+    if suite.source.startswith("builtin:"):  # evaluate: the user wrote no suite, only a command
+        return f"{whose} declare no default threats; {fix}"
+    return (
+        f"{suite.source}:{check.line} check {check.id} uses 'threat: default' but {whose} "
+        f"declare no default threats; name a threat in the check, or {fix} (evaluate)"
+    )
 
 
 def _supported(check: Check, threat: ThreatModel, source: str) -> None:
@@ -278,8 +342,8 @@ def model_fingerprint(model: Model) -> str:
     h.update(repr((model.bounds, model.mean, model.std, model.default_threats)).encode())
     for key, value in sorted(model.net.state_dict().items()):
         h.update(key.encode())
-        h.update(
-            value.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes()
+        h.update(  # reshape: a 0-dim buffer (a TorchScript scalar) cannot be viewed as bytes
+            value.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
             if value.numel()
             else b""
         )
@@ -318,14 +382,17 @@ def assemble(
     cells: list[Cell],
     payloads: dict[tuple[str, int], dict[str, Any]],
     env: dict[str, Any],
+    reused: Collection[tuple[str, int]] = (),
 ) -> Report:
-    """Merge cell payloads into the report (check order of the suite) and cross-check soundness."""
+    """Merge cell payloads into the report (check order of the suite) and cross-check soundness.
+    A check whose cells are all in ``reused`` (check id, shard) is marked ``reused``."""
     from robustbench_lite.suite.merge import cross_check, merge_check
 
     results: list[CheckResult] = []
     for cid, check in checks.items():
         mine = [(c, payloads[(c.check_id, c.shard)]) for c in cells if c.check_id == cid]
-        results.append(merge_check(check, mine))
+        whole = bool(mine) and all((c.check_id, c.shard) in reused for c, _ in mine)
+        results.append(merge_check(check, mine, reused=whole))
     results = cross_check(checks, results)
     return Report(
         suite=suite.name, model=model.name, results=tuple(results), env=environment(**env)

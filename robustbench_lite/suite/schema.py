@@ -13,7 +13,8 @@ Schema (see DESIGN.md P(c))::
     seed: 0
     shard_size: 100                 # samples per cell (the unit of work and of resume)
     model: {checkpoint: zoo:digits-cnn}        # optional; --model / model= override it
-    data: {source: digits, split: test, n: 200}
+    data: {source: digits, split: test, n: 200}   # no source: the model's own data
+                                               # (options: {size: [56, 46]} for orl)
     threats:   {linf-01: {norm: linf, eps: 0.1}}
     defenses:  {bits5: {use: bit_depth, bits: 5}}
     checks:
@@ -79,7 +80,7 @@ MODEL_KEYS = (
     "default_threats",
     "trust_checkpoint",
 )
-DATA_KEYS = ("source", "split", "n")
+DATA_KEYS = ("source", "split", "n", "options")
 
 
 def suite_text(path_or_builtin: str | Path) -> tuple[str, str, Path | None]:
@@ -147,7 +148,7 @@ def load_suite(path_or_builtin: str | Path | Suite) -> Suite:
         source=source,
         version=version,
         data=_data(top["data"], base) if "data" in top else DataSpec(),
-        model=_model(top["model"], base) if "model" in top else None,
+        model=_model(top["model"], base, source) if "model" in top else None,
         threats=tuple(named.items()),
         defenses=tuple(guards.values()),
         description=top["description"].typed(str, "a string") if "description" in top else "",
@@ -161,9 +162,10 @@ def _resolve(path: str, base: Path | None) -> str:
     return str(base / path)
 
 
-def _model(node: Node, base: Path | None) -> ModelSpec:
+def _model(node: Node, base: Path | None, source: str = "suite") -> ModelSpec:
+    folder = str(base) if base is not None else None
     if isinstance(node.value, str):
-        return ModelSpec(_resolve(node.value, base))
+        return ModelSpec(_resolve(node.value, base), folder=folder, origin=source)
     keys = node.mapping(MODEL_KEYS, required=("checkpoint",))
     options: dict[str, Any] = {}
     for key in ("bounds", "mean", "std", "input_shape", "default_threats"):
@@ -190,20 +192,31 @@ def _model(node: Node, base: Path | None) -> ModelSpec:
         if "trust_checkpoint" in keys
         else False
     )
-    return ModelSpec(_resolve(checkpoint, base), arch, tuple(options.items()), trust)
+    return ModelSpec(
+        _resolve(checkpoint, base), arch, tuple(options.items()), trust, folder, source
+    )
 
 
 def _data(node: Node, base: Path | None) -> DataSpec:
     if isinstance(node.value, str):
         node = Node({"source": node.value}, node.path, node.line, node.source)
     keys = node.mapping(DATA_KEYS)
-    source = (
-        keys["source"].typed(str, "a dataset name or npz:PATH") if "source" in keys else "digits"
-    )
-    if source.startswith("npz:") and base is not None and not Path(source[4:]).is_absolute():
+    source = keys["source"].typed(str, "a dataset name or npz:PATH") if "source" in keys else None
+    if (
+        source is not None
+        and source.startswith("npz:")
+        and base is not None
+        and not Path(source[4:]).is_absolute()
+    ):
         source = f"npz:{base / source[4:]}"
     split = keys["split"].typed(str, "train or test") if "split" in keys else "test"
     if split not in ("train", "test"):
         keys["split"].fail(f"unknown split {split!r}; choose train or test")
     n = positive(keys["n"]) if "n" in keys else None
-    return DataSpec(source, split, n)
+    options: dict[str, Any] = {}
+    if "options" in keys:
+        if source is None:
+            keys["options"].fail("options need a source: name the dataset they belong to")
+        for key, value in keys["options"].typed(dict, "a mapping of option: value").items():
+            options[str(key)] = tuple(value) if isinstance(value, list) else value
+    return DataSpec(source, split, n, tuple(options.items()))

@@ -46,6 +46,10 @@ class ZooEntry:
         model_kwargs: passed to :class:`Model` (bounds, input_shape, num_classes, ...).
         finalize: optional ``Model -> Model`` applied to the loaded model (e.g. to attach a
             surrogate-gradient twin to a spiking network); not part of the cache key.
+        data: the dataset the model was trained on (a name for ``rbl.load_data``); it is the
+            model's default data in every front door (``attack``, ``evaluate``, ``verify``,
+            ``run`` of a suite without data) and what ``rbl.load_data(model)`` loads.
+        data_options: that dataset's options, e.g. ``{"size": (56, 46)}`` for ORL.
     """
 
     name: str
@@ -55,6 +59,8 @@ class ZooEntry:
     recipe: Mapping[str, Any]
     model_kwargs: Mapping[str, Any] = field(default_factory=dict)
     finalize: Callable[[Model], Model] | None = None
+    data: str | None = None
+    data_options: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def recipe_hash(self) -> str:
@@ -189,8 +195,33 @@ def load_zoo_model(name: str, *, retrain: bool = False) -> Model:
             meta_bytes = json.dumps(meta, indent=2, default=str).encode()
             _write_cache(name, *paths, buffer.getvalue(), meta_bytes)
     net.eval()
-    model = Model(net=net, name=f"zoo:{name}", meta=meta, **dict(entry.model_kwargs))
+    kwargs = dict(entry.model_kwargs)
+    meta = {**meta, "input_space": _input_space(name, kwargs)}
+    if entry.data is not None:
+        meta["data"] = {"source": entry.data, "options": dict(entry.data_options)}
+    model = Model(net=net, name=f"zoo:{name}", meta=meta, **kwargs)
     return entry.finalize(model) if entry.finalize is not None else model
+
+
+def _input_space(name: str, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """Where a zoo model's input space comes from: its entry (bounds, normalization, shape)."""
+    label = f"zoo:{name}"
+    space: dict[str, Any] = {
+        "bounds": {"value": list(kwargs.get("bounds", (0.0, 1.0))), "source": label},
+        "normalization": {
+            "value": (
+                {"mean": list(kwargs["mean"]), "std": list(kwargs["std"])}
+                if kwargs.get("mean") is not None
+                else None
+            ),
+            "source": label,
+        },
+    }
+    if kwargs.get("input_shape") is not None:
+        space["input_shape"] = {"value": list(kwargs["input_shape"]), "source": label}
+    if kwargs.get("default_threats"):
+        space["default_threats"] = {"value": list(kwargs["default_threats"]), "source": label}
+    return space
 
 
 def __getattr__(attr: str) -> Any:

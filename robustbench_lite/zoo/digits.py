@@ -91,7 +91,9 @@ def _one_thread() -> Iterator[None]:
 
 def _entry(name: str, description: str, build: Any, **recipe: Any) -> None:
     recipe = {"arch": build.__name__, "data": "digits", "seed": 0, **recipe}
-    register_zoo_model(ZooEntry(name, description, build, _trainer(recipe), recipe, DIGITS_MODEL))
+    register_zoo_model(
+        ZooEntry(name, description, build, _trainer(recipe), recipe, DIGITS_MODEL, data="digits")
+    )
 
 
 _entry(

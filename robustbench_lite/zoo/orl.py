@@ -105,5 +105,7 @@ register_zoo_model(
         _trainer(_RECIPE),
         _RECIPE,
         ORL_MODEL,
+        data="orl",
+        data_options={"size": ORL_SIZE},
     )
 )

@@ -114,7 +114,15 @@ def _entry(
     }
     register_zoo_model(
         ZooEntry(
-            name, description, build, _trainer(recipe), recipe, model_kwargs, finalize=_with_pdsg
+            name,
+            description,
+            build,
+            _trainer(recipe),
+            recipe,
+            model_kwargs,
+            finalize=_with_pdsg,
+            data=recipe["data"],
+            data_options=dict(recipe.get("data_kw", {})),
         )
     )
 

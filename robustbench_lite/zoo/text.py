@@ -247,7 +247,16 @@ def _entry(name: str, description: str, recipe: Mapping[str, Any]) -> ZooEntry:
         def __len__(self) -> int:
             return 4
 
-    return ZooEntry(name, description, build, _train_fn(recipe), recipe, _LazyKwargs())
+    return ZooEntry(
+        name,
+        description,
+        build,
+        _train_fn(recipe),
+        recipe,
+        _LazyKwargs(),
+        data=recipe["data"],
+        data_options={"max_len": recipe["max_len"], "vocab_size": recipe["vocab_size"]},
+    )
 
 
 def _defaults(arch: str, trigger: str | None = None) -> dict[str, Any]:

@@ -40,7 +40,7 @@ def _closed_form_distance(
 @pytest.mark.parametrize("norm,dual", [("l2", 2), ("linf", 1)])
 def test_fmn_finds_near_minimal_perturbations_on_a_linear_model(norm: str, dual: float) -> None:
     model, x, y = _linear_model()
-    result = rbl.create_attack("fmn", steps=100)(model, x, y, f"{norm}:1000")
+    result = rbl.create_attack("fmn", steps=100)(model, x, y, f"{norm}:200")  # the box is 200 wide
     assert result.success.all()
     ratio = (
         rbl.ThreatModel.parse(f"{norm}:1").distance(x, result.x_adv)
@@ -52,7 +52,7 @@ def test_fmn_finds_near_minimal_perturbations_on_a_linear_model(norm: str, dual:
 
 def test_deepfool_adapter_is_near_minimal_on_a_linear_model() -> None:
     model, x, y = _linear_model()
-    result = rbl.create_attack("fb_deepfool", steps=10)(model, x, y, "l2:1000")
+    result = rbl.create_attack("fb_deepfool", steps=10)(model, x, y, "l2:200")
     assert result.success.all()
     ratio = (
         result.x_adv.sub(x).norm(dim=1).double() / _closed_form_distance(model, x, y, 2).double()

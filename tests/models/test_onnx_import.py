@@ -364,3 +364,158 @@ def test_reshape_that_merges_the_batch_dimension_is_refused(tmp_path: Path) -> N
     path = _save(tmp_path / "w.onnx", [_node("Reshape", ["input", "s"])], {"s": wrong}, [1, 2, 5])
     with pytest.raises(CheckpointError, match="has 7 elements, the input \\(1, 2, 5\\) has 10"):
         load_onnx_model(path)
+
+
+# ------------------------------------------------------------------ general graphs (issues 15, 16)
+
+
+def _unique(nodes: list[Any]) -> list[Any]:
+    """The nodes, named ``<op><index>`` (onnxruntime wants node names unique)."""
+    for i, node in enumerate(nodes):
+        node.name = f"{node.op_type.lower()}{i}"
+    return nodes
+
+
+def test_residual_add_and_sub_of_two_branches(tmp_path: Path) -> None:
+    inits = {"W1": _f32(3, 3), "W2": _f32(3, 3, seed=1), "W3": _f32(2, 3, seed=2)}
+    nodes = [
+        _node("Gemm", ["input", "W1"], "a", transB=1),
+        _node("Relu", ["a"], "r"),
+        _node("Gemm", ["r", "W2"], "b", transB=1),
+        _node("Add", ["b", "input"], "s"),  # a residual connection
+        _node("Sub", ["s", "r"], "d"),  # and a difference of two branches
+        _node("Relu", ["d"], "e"),
+        _node("Gemm", ["e", "W3"], transB=1),
+    ]
+    model = _matches_onnxruntime(
+        _save(tmp_path / "res.onnx", _unique(nodes), inits, [1, 3]), (1, 3)
+    )
+    assert not isinstance(model.net, torch.nn.Sequential)
+    _lowers_exactly(model)
+
+
+def test_shape_chain_with_slice_is_a_batch_flexible_reshape(tmp_path: Path) -> None:
+    """``Shape -> Slice [0:1] -> Concat [N, -1] -> Reshape`` keeps the batch dimension."""
+    inits = {
+        "zero": np.array([0], dtype=np.int64),
+        "one": np.array([1], dtype=np.int64),
+        "rest": np.array([-1], dtype=np.int64),
+        "W": _f32(2, 12),
+    }
+    nodes = [
+        _node("Shape", ["input"], "sh"),
+        _node("Slice", ["sh", "zero", "one"], "n"),
+        _node("Concat", ["n", "rest"], "target", axis=0),
+        _node("Reshape", ["input", "target"], "flat"),
+        _node("Gemm", ["flat", "W"], transB=1),
+    ]
+    model = _matches_onnxruntime(
+        _save(tmp_path / "s.onnx", nodes, inits, [1, 3, 2, 2]), (1, 3, 2, 2)
+    )
+    assert model(torch.zeros(7, 3, 2, 2)).shape == (7, 2)
+    _lowers_exactly(model)
+
+
+def test_matmul_used_twice_is_not_fused(tmp_path: Path) -> None:
+    inits = {"W": _f32(3, 3), "b": _f32(3, seed=1)}
+    nodes = [
+        _node("MatMul", ["input", "W"], "m"),
+        _node("Add", ["m", "b"], "a"),
+        _node("Add", ["a", "m"]),
+    ]
+    model = _matches_onnxruntime(_save(tmp_path / "m.onnx", _unique(nodes), inits, [1, 3]), (1, 3))
+    _lowers_exactly(model)
+
+
+def test_constants_are_folded_exactly_or_refused(tmp_path: Path) -> None:
+    from onnx import TensorProto
+
+    inits = {"c": np.array([[0.5, -2.0, 4.0]], dtype=np.float32), "W": _f32(2, 3)}
+    nodes = [
+        _node("Identity", ["c"], "c2"),
+        _node("Mul", ["c2", "c"], "c3"),  # folded in float32: [0.25, 4, 16]
+        _node("Sub", ["input", "c3"], "x1"),
+        _node("Gemm", ["x1", "W"], transB=1),
+    ]
+    _lowers_exactly(_matches_onnxruntime(_save(tmp_path / "f.onnx", nodes, inits, [1, 3]), (1, 3)))
+    to_int = [_node("Cast", ["c"], "ci", to=TensorProto.INT64)] + nodes[2:]
+    to_int[1] = _node("Sub", ["input", "ci"], "x1")
+    with pytest.raises(UnsupportedLayerError, match="unsupported: Cast \\(to INT64 of a float32"):
+        load_onnx_model(_save(tmp_path / "i.onnx", to_int, inits, [1, 3]))
+    tanh = [_node("Tanh", ["c"], "t"), _node("Sub", ["input", "t"], "x1"), nodes[3]]
+    with pytest.raises(UnsupportedLayerError, match="unsupported: Tanh \\(all its inputs are"):
+        load_onnx_model(_save(tmp_path / "t.onnx", tanh, inits, [1, 3]))
+
+
+@pytest.mark.parametrize(
+    ("nodes", "inits", "in_shape", "words"),
+    [
+        (  # (N, 3) + (N, 1, 3) would broadcast the batch dimension
+            [_node("Reshape", ["input", "s"], "r"), _node("Add", ["input", "r"])],
+            {"s": np.array([0, 1, 3], dtype=np.int64)},
+            [1, 3],
+            "they must have one rank",
+        ),
+        (
+            [_node("Add", ["input", "c"])],
+            {"c": _f32(2, 3)},
+            [1, 3],
+            "would broadcast over the batch dimension",
+        ),
+        (
+            [_node("Concat", ["input", "c"], axis=1)],
+            {"c": _f32(1, 3)},
+            [1, 3],
+            "only network values are concatenated",
+        ),
+        (
+            [_node("Concat", ["input", "input"], axis=0)],
+            {},
+            [1, 3],
+            "axis 0 is the batch dimension",
+        ),
+        (
+            [
+                _node("Shape", ["input"], "s"),
+                _node("Mul", ["s", "s"], "t"),
+                _node("Reshape", ["input", "t"]),
+            ],
+            {},
+            [1, 3],
+            "unsupported: Mul \\(arithmetic on the batch size",
+        ),
+        ([_node("Mul", ["input", "input"])], {}, [1, 3], "a product of two network values"),
+        ([_node("Div", ["input", "input"])], {}, [1, 3], "a quotient of two network values"),
+    ],
+)
+def test_graphs_without_an_exact_conversion_are_refused(
+    nodes: list[Any], inits: dict[str, np.ndarray], in_shape: list[int], words: str, tmp_path: Path
+) -> None:
+    path = _save(tmp_path / "n.onnx", nodes, inits, in_shape)
+    with pytest.raises(UnsupportedLayerError, match=words):
+        load_onnx_model(path)
+
+
+def test_nodes_out_of_order_are_malformed(tmp_path: Path) -> None:
+    nodes = [_node("Relu", ["r"]), _node("Relu", ["input"], "r")]
+    with pytest.raises(CheckpointError, match="'r' is computed by no earlier node"):
+        load_onnx_model(_save(tmp_path / "o.onnx", nodes, {}, [1, 3]))
+
+
+def test_global_average_pool_and_a_dropout_in_training_mode(tmp_path: Path) -> None:
+    nodes = [
+        _node("Conv", ["input", "W"], "c", pads=[1, 1, 1, 1]),
+        _node("Relu", ["c"], "r"),
+        _node("GlobalAveragePool", ["r"], "p"),
+        _node("Flatten", ["p"], "f"),
+        _node("Gemm", ["f", "V"], transB=1),
+    ]
+    inits = {"W": _f32(4, 2, 3, 3), "V": _f32(3, 4, seed=1)}
+    model = _matches_onnxruntime(
+        _save(tmp_path / "g.onnx", nodes, inits, [1, 2, 5, 5]), (1, 2, 5, 5)
+    )
+    _lowers_exactly(model)
+    dropout = [_node("Dropout", ["input", "ratio", "train"], "d"), _node("Relu", ["d"])]
+    inits = {"ratio": np.array(0.5, dtype=np.float32), "train": np.array(True)}
+    with pytest.raises(UnsupportedLayerError, match="Dropout \\(training_mode=True"):
+        load_onnx_model(_save(tmp_path / "d.onnx", dropout, inits, [1, 3]))

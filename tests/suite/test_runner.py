@@ -112,8 +112,15 @@ def test_default_threats_expand_per_model_threat(tmp_path: Path, digits_cnn: rbl
     assert [r.id for r in report.results] == [f"pgd@{t}" for t in digits_cnn.default_threats]
     assert [r.threat for r in report.results] == list(digits_cnn.default_threats)
     bare = rbl.Model(net=digits_cnn.net, name="bare", input_shape=(1, 8, 8))
-    with pytest.raises(SuiteError, match="declares no default threats"):
-        rbl.run_suite(path, bare)
+    # a model without default threats takes its data's (digits: linf 0.1 and l2 1, issue 15) ...
+    assert [r.threat for r in rbl.run_suite(path, bare).results] == ["linf:0.1", "l2:1"]
+    # ... and data without defaults asks for a threat by name
+    x, y = rbl.load_data("digits", n=10)
+    import numpy as np
+
+    np.savez(tmp_path / "d.npz", x=x.numpy(), y=y.numpy())
+    with pytest.raises(SuiteError, match="declare no default threats.*--threat"):
+        rbl.run_suite(path, bare, data=f"npz:{tmp_path / 'd.npz'}")
 
 
 def test_defense_check_runs_on_the_defended_model(tmp_path: Path, digits_cnn: rbl.Model) -> None:

@@ -40,6 +40,8 @@ class CheckKind(ABC):
             None for a kind without one (clean).
         takes_threat: the check needs a threat (else a ``threat:`` key is refused).
         sharded: the check's samples split into shards (else one cell on all samples).
+        needs_data: the check reads the suite's data; a suite whose checks all read none (detect
+            checks) runs without loading data unless the suite or ``--data`` names some.
         reports_breaks: its cells report per-sample ``success`` (a sample broken inside the
             check's threat set), which the verify kind's soundness cross-check reads.
         metrics: the values the kind reports, which its expectations may name.
@@ -51,6 +53,7 @@ class CheckKind(ABC):
     component_key: ClassVar[str | None] = None
     takes_threat: ClassVar[bool] = False
     sharded: ClassVar[bool] = True
+    needs_data: ClassVar[bool] = True
     reports_breaks: ClassVar[bool] = False
     metrics: ClassVar[tuple[str, ...]] = ()
     example_expect: ClassVar[str] = ""

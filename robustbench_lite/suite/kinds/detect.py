@@ -18,12 +18,15 @@ from robustbench_lite.suite.model_spec import Check
 
 @register_kind
 class DetectKind(CheckKind):
-    """A model scan (trojan detection); no threat, one cell on all samples."""
+    """A model scan (trojan detection); no threat, one cell on all samples. It needs no data:
+    the detector gets the suite's samples when the suite (or ``--data``) names some, else
+    None (T-Miner reads none)."""
 
     name = "detect"
     position = 3
     component_key = "detect"
     sharded = False
+    needs_data = False
     metrics = ("flagged", "score")
     example_expect = "flagged: false"
 
@@ -40,7 +43,8 @@ class DetectKind(CheckKind):
         y: torch.Tensor,
     ) -> dict[str, Any]:
         assert check.component is not None
-        det = create_detector(check.component, **check.param_dict).scan(model, (x, y))
+        data = (x, y) if len(y) else None
+        det = create_detector(check.component, **check.param_dict).scan(model, data)
         return {
             "flagged": bool(det.flagged),
             "score": float(det.score),

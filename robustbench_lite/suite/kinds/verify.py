@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -121,17 +122,7 @@ class VerifyKind(CheckKind):
                 log.error("%s: %s", r.id, message)
                 values = {**r.values, "soundness_violations": count}
                 detail = {**r.detail, "soundness": message, "soundness_violations": bad}
-                r = CheckResult(
-                    r.id,
-                    r.kind,
-                    r.component,
-                    r.threat,
-                    False,
-                    values,
-                    r.expect,
-                    r.elapsed_s,
-                    detail,
-                )
+                r = replace(r, passed=False, values=values, detail=detail)
             out.append(r)
         return out
 
