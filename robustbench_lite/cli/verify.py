@@ -215,13 +215,14 @@ def _finish(
 def _run_dataset(args: argparse.Namespace) -> int:
     from robustbench_lite.core.io import write_atomic
     from robustbench_lite.core.registry import create_verifier
-    from robustbench_lite.core.threat import ThreatModel
+    from robustbench_lite.core.threat import ThreatModel, require_meaningful_eps
     from robustbench_lite.models.domain import input_space_record
     from robustbench_lite.report.model import CheckResult, Report, environment
     from robustbench_lite.report.values import result_values
 
     threat = ThreatModel.parse(args.threat)
     model, x, y, data = model_and_data(args, load_model_from_args(args), n=args.n)
+    require_meaningful_eps(threat, model.bounds, x)  # linf:30 on [0, 1] measures nothing
     if model.input_shape is None:  # a configuration problem: bad input, never a verdict
         raise RobustbenchLiteError(
             f"{model.name}: the verifier needs the shape of one sample and the data "

@@ -44,3 +44,9 @@ def test_input_paths_say_what_they_are(
     assert main([a.replace("{dir}", str(tmp_path)) for a in argv]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and expected.replace("{dir}", str(tmp_path)) in err, err
+
+
+def test_verify_refuses_an_eps_beyond_the_input_range(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["verify", "--model", "zoo:digits-mlp", "--threat", "linf:30", "--n", "2"]
+    assert main(argv) == 2
+    assert "largest meaningful linf eps is 1" in capsys.readouterr().err
