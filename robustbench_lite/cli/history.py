@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
                 r.model_fingerprint[:12],
                 str(r.seed),
                 f"{r.cells_run}+{r.cells_resumed}",
-                "PASS" if r.passed else "FAIL",
+                _verdict(r.report, r.passed),
                 _summary(r.report),
             )
         )
@@ -105,3 +105,17 @@ def _summary(report_json: str) -> str:
             shown = f"{value:.3f}" if isinstance(value, float) else str(value)[:20]
             parts.append(f"{str(c.get('id'))[:60]}={shown}")
     return " ".join(parts)
+
+
+def _verdict(report: str, passed: bool) -> str:
+    """The stored report's verdict (``measured`` when no check had an expectation); reports
+    written before verdicts existed fall back to pass/fail."""
+    import json
+
+    try:
+        verdict = json.loads(report).get("verdict")
+    except (ValueError, AttributeError):
+        verdict = None
+    if verdict in ("pass", "fail", "measured"):
+        return str(verdict)
+    return "pass" if passed else "fail"

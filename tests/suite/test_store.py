@@ -81,6 +81,8 @@ def test_rerun_resumes_and_fresh_recomputes(
     assert main(["history", "--db", str(db), "--model", "zoo:digits-mlp"]) == 0
     out = capsys.readouterr().out
     assert out.count("resume") == 5 and "pgd=" in out
+    verdicts = [line.split()[8] for line in out.splitlines()[2:] if line.strip()]
+    assert verdicts[2] == "fail" and set(verdicts) <= {"pass", "fail", "measured"}, out
     assert main(["history", "--db", str(db), "--model", "zoo:never-run"]) == 0
     assert capsys.readouterr().out.startswith("no past runs of model zoo:never-run in ")
 
