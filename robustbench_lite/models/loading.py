@@ -65,6 +65,15 @@ _FLAGS = {
     "default_threats": "--threat",
 }
 
+#: The parts of a model's input space, each with the keyword arguments that set it.
+SPACE_ITEMS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("bounds", ("bounds",)),
+    ("normalization", ("mean", "std")),
+    ("input_shape", ("input_shape",)),
+    ("num_classes", ("num_classes",)),
+    ("default_threats", ("default_threats",)),
+)
+
 
 def file_sha256(path: Path) -> str:
     """Hex SHA-256 of a file's bytes (identifies a checkpoint in reports and the results store)."""
@@ -225,13 +234,7 @@ def _with_space(
     }[fmt]
     fields: dict[str, Any] = {}
     space: dict[str, Any] = {}
-    for item, keys in (
-        ("bounds", ("bounds",)),
-        ("normalization", ("mean", "std")),
-        ("input_shape", ("input_shape",)),
-        ("num_classes", ("num_classes",)),
-        ("default_threats", ("default_threats",)),
-    ):
+    for item, keys in SPACE_ITEMS:
         if any(k in given for k in keys):
             source, values = _label(given_by, item), {k: given.get(k) for k in keys}
         elif any(k in file_meta for k in keys):
@@ -293,13 +296,7 @@ def _override(model: Model, given: dict[str, Any], given_by: str) -> Model:
     from dataclasses import replace
 
     space = dict(model.meta.get("input_space") or {})
-    for item, keys in (
-        ("bounds", ("bounds",)),
-        ("normalization", ("mean", "std")),
-        ("input_shape", ("input_shape",)),
-        ("num_classes", ("num_classes",)),
-        ("default_threats", ("default_threats",)),
-    ):
+    for item, keys in SPACE_ITEMS:
         if any(k in given for k in keys):
             values = {k: given.get(k) for k in keys}
             space[item] = {"value": _plain(values, item), "source": _label(given_by, item)}
