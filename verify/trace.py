@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
-from robustbench_lite.core.errors import UnsupportedLayerError
+from robustbench_lite.core.errors import UnsupportedLayerError, first_line
 
 #: Module types lowered as one node (exact type match); every other torch.nn module is a leaf
 #: that is refused by name, and user modules are traced into.
@@ -55,10 +55,8 @@ _SUB = {operator.sub, torch.sub, operator.isub}
 _MUL = {operator.mul, torch.mul, operator.imul}
 _DIV = {operator.truediv, torch.div, torch.true_divide, operator.itruediv}
 _RELU_FUNCS = {torch.relu, F.relu, torch.relu_}
-#: Functions that are affine in their first tensor argument, all other arguments constant.
-_AFFINE_IN_FIRST = {
-    operator.neg,
-    torch.neg,
+#: Functions that only move values around (reshape, permute, index): they keep a value >= 0.
+_MOVES = {
     torch.flatten,
     torch.reshape,
     torch.squeeze,
@@ -66,6 +64,11 @@ _AFFINE_IN_FIRST = {
     torch.permute,
     torch.transpose,
     operator.getitem,
+}
+#: Functions that are affine in their first tensor argument, all other arguments constant.
+_AFFINE_IN_FIRST = _MOVES | {
+    operator.neg,
+    torch.neg,
     F.linear,
     F.conv1d,
     F.conv2d,
@@ -86,17 +89,7 @@ _SHAPE_ONLY_METHODS = {
     "unsqueeze",
     "__getitem__",
 }
-_SHAPE_ONLY_FUNCS = {
-    torch.flatten,
-    torch.reshape,
-    torch.squeeze,
-    torch.unsqueeze,
-    torch.permute,
-    torch.transpose,
-    operator.getitem,
-    torch.cat,
-    torch.concat,
-}
+_SHAPE_ONLY_FUNCS = _MOVES | _JOINT
 _METHOD_FUNCS: dict[str, set[Any]] = {
     "add": _ADD,
     "sub": _SUB,
@@ -145,7 +138,7 @@ def trace(module: nn.Module) -> fx.GraphModule:
     try:
         graph = _Tracer().trace(module)
     except Exception as exc:  # fx raises many types for untraceable Python
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise UnsupportedLayerError(
             f"unsupported: {type(module).__name__} (its forward cannot be traced with torch.fx: "
             f"{first}) at <root>"
@@ -403,7 +396,7 @@ def _affine(
             with torch.no_grad():
                 out = fn(*_substitute(args, fill, batch), **_substitute(kwargs, fill, batch))
         except Exception as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            first = first_line(exc)
             raise refuse(node, what, f"it cannot run on the traced shapes: {first}") from None
         if not isinstance(out, torch.Tensor) or out.shape[0] != batch:
             raise refuse(node, what, "it does not keep the batch dimension first")

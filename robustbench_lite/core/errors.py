@@ -105,6 +105,13 @@ class ExpectationFailed(RobustbenchLiteError):
     """An expectation of a check was not met (CLI exit code 1, not 2)."""
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of ``exc``'s message, or its type name when it has none (for one-line
+    errors that quote a library's exception)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def did_you_mean(word: str, choices: Iterable[str], n: int = 3) -> str:
     """``"; did you mean x, y?"`` for the closest ``choices``, or ``""`` when none is close."""
     close = difflib.get_close_matches(word, list(choices), n=n, cutoff=0.5)

@@ -14,6 +14,7 @@ import json
 import os
 import stat
 import tempfile
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,16 @@ def _kind(mode: int) -> str:
         if test(mode):
             return name
     return "not a regular file"
+
+
+def zip_inflated_bytes(path: str | Path) -> int | None:
+    """The total size a zip archive declares for its members once inflated (bytes), read from
+    its directory only; None when ``path`` is not a readable zip."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return sum(info.file_size for info in zf.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError):
+        return None
 
 
 def not_a_file(path: str | Path) -> str:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from robustbench_lite.core.errors import DataError, ModelOutputError
+from robustbench_lite.core.errors import DataError, ModelOutputError, first_line
 from robustbench_lite.core.types import Bounds, Inputs
 
 if TYPE_CHECKING:
@@ -123,7 +123,7 @@ class Model:
                 with torch.no_grad():
                     self(x[:1])
             except RuntimeError as exc:
-                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                first = first_line(exc)
                 raise DataError(
                     f"data of shape {tuple(x.shape)} does not fit {self.name} ({first}); "
                     "pass data the model was built for"

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from robustbench_lite.core.errors import DataError
-from robustbench_lite.core.io import not_a_file
+from robustbench_lite.core.io import not_a_file, zip_inflated_bytes
 
 #: Environment variable that raises the cap on an archive's inflated size (bytes).
 MAX_BYTES_ENV = "RBL_MAX_DATA_BYTES"
@@ -57,12 +57,8 @@ def load(split: str = "test") -> tuple[torch.Tensor, torch.Tensor]:
 
 def _check_inflated_size(path: Path) -> None:
     cap = int(os.environ.get(MAX_BYTES_ENV, "0") or 0) or DEFAULT_MAX_BYTES
-    try:
-        with zipfile.ZipFile(path) as zf:
-            declared = sum(info.file_size for info in zf.infolist())
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError):
-        return  # not a zip: np.load reports it below
-    if declared > cap:
+    declared = zip_inflated_bytes(path)
+    if declared is not None and declared > cap:  # None: not a zip, np.load reports it below
         raise DataError(
             f"{path} declares {declared:,} bytes once inflated, more than the cap of {cap:,}; "
             f"if the data is genuine, raise the cap with {MAX_BYTES_ENV}={declared}"

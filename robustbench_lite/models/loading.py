@@ -40,8 +40,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from robustbench_lite.core.errors import CheckpointError, did_you_mean
-from robustbench_lite.core.io import not_a_file
+from robustbench_lite.core.errors import CheckpointError, did_you_mean, first_line
+from robustbench_lite.core.io import not_a_file, zip_inflated_bytes
 from robustbench_lite.core.model import Model
 
 log = logging.getLogger(__name__)
@@ -341,7 +341,7 @@ def _load_torchscript(path: Path, *, trust_checkpoint: bool = False) -> nn.Modul
             warnings.simplefilter("ignore", DeprecationWarning)
             net: nn.Module = torch.jit.load(str(path), map_location="cpu")
     except (RuntimeError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise CheckpointError(
             f"{path} is not a loadable TorchScript file ({first}); for a state_dict checkpoint "
             "pass --arch package.module:Class"
@@ -488,10 +488,8 @@ def max_checkpoint_bytes(net: nn.Module | None = None) -> int:
 def check_archive_size(path: Path, cap: int, *, arch: str | None = None) -> None:
     """Refuse a zip checkpoint whose members declare more than ``cap`` bytes inflated, reading
     only the zip's directory (a 3 MB file must not inflate to 3 GB before the key check)."""
-    try:
-        with zipfile.ZipFile(path) as zf:
-            declared = sum(info.file_size for info in zf.infolist())
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+    declared = zip_inflated_bytes(path)
+    if declared is None:
         return  # not a readable zip: torch.load reports it
     if declared > cap:
         if os.environ.get(MAX_BYTES_ENV, "").strip():

@@ -44,6 +44,7 @@ from robustbench_lite.core.errors import (
     CheckpointError,
     RobustbenchLiteError,
     UnsupportedLayerError,
+    first_line,
 )
 from robustbench_lite.core.model import Model
 
@@ -477,7 +478,7 @@ class _Walk:
                     tuple(torch.zeros((2, *s), device=device) for s in known),
                 )
         except (RuntimeError, ValueError, IndexError, TypeError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            first = first_line(exc)
             shown = known[0] if len(known) == 1 else known
             raise node.malformed(
                 f"it does not run on its input of shape {shown}: {first[:300]}"

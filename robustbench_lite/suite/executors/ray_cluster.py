@@ -7,7 +7,7 @@ import os
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from robustbench_lite.core.errors import ExecutorError, RobustbenchLiteError
+from robustbench_lite.core.errors import ExecutorError, RobustbenchLiteError, first_line
 from robustbench_lite.suite.cells import Cell, CellContext
 from robustbench_lite.suite.executors.base import Executor, pickled, register_executor
 from robustbench_lite.suite.kinds import run_cell
@@ -39,7 +39,7 @@ def start_ray(address: str | None, workers: int | None) -> tuple[Any, bool]:
     try:
         ray.init(address=address, **kwargs)
     except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise ExecutorError(
             f"cannot reach a Ray cluster at {address!r} ({first}); start one with `ray start --head` "
             "or leave out --ray-address to run a local Ray"
