@@ -134,12 +134,9 @@ def model_and_data(
 ) -> tuple[Model, Any, Any, Any]:
     """``(model, x, y, data choice)``: ``--data`` or the model's own data, loaded, and the
     model's input space completed from it (exit 2 naming ``--bounds`` if nothing gives them)."""
-    from robustbench_lite.datasets import load_data
-    from robustbench_lite.models.domain import choose_data, resolve_input_space
+    from robustbench_lite.models.domain import load_model_data
 
-    choice = choose_data(model, getattr(args, "data", None))
-    x, y = load_data(choice.source, split=split, n=n, **dict(choice.options))
-    model = resolve_input_space(model, choice, x)
+    model, x, y, choice = load_model_data(model, getattr(args, "data", None), n=n, split=split)
     model.check_inputs(x)
     return model, x, y, choice
 

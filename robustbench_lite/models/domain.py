@@ -160,3 +160,21 @@ def resolve_input_space(
 def input_space_record(model: Model) -> dict[str, Any]:
     """What the reports record as ``model_domain``: each item's value and source."""
     return _space(model) or {}
+
+
+def load_model_data(
+    model: Model,
+    given: str | None = None,
+    *,
+    given_by: str = "--data",
+    n: int | None = None,
+    split: str = "test",
+) -> tuple[Model, torch.Tensor, torch.Tensor, DataChoice]:
+    """``(model, x, y, choice)``: the data ``given`` (else the model's own, else digits),
+    loaded, and the model's input space completed from it (what the CLI and the pytest fixture
+    both do before attacking or verifying)."""
+    from robustbench_lite.datasets import load_data
+
+    choice = choose_data(model, given, given_by=given_by)
+    x, y = load_data(choice.source, split=split, n=n, **dict(choice.options))
+    return resolve_input_space(model, choice, x), x, y, choice

@@ -70,15 +70,12 @@ class Robustness:
         """The model with its input space completed from the data (as the CLI does: the data
         named, else the model's own, else digits), and the samples, capped by ``n``/quick."""
         from robustbench_lite.core.errors import DataError
-        from robustbench_lite.datasets import load_data
-        from robustbench_lite.models.domain import choose_data, resolve_input_space
+        from robustbench_lite.models.domain import load_model_data, resolve_input_space
         from robustbench_lite.suite.runner import QUICK_N
 
         model = self._model(model)
         if data is None or isinstance(data, str):
-            choice = choose_data(model, data, given_by="data=")
-            x, y = load_data(choice.source, split="test", **dict(choice.options))
-            model = resolve_input_space(model, choice, x)
+            model, x, y, _ = load_model_data(model, data, given_by="data=")
         elif isinstance(data, (tuple, list)) and len(data) == 2:
             x, y = data
             model = resolve_input_space(model, None, x)
