@@ -80,3 +80,22 @@ def data_dir_or_skip(subfolder: str) -> Path:
     if not root or not (Path(root) / subfolder).is_dir():
         pytest.skip(f"needs the data folder: set RBL_DATA_DIR to a folder holding {subfolder}/")
     return Path(root) / subfolder
+
+
+@pytest.fixture(scope="session")
+def package_imported() -> None:
+    """The whole package and its plug-ins, imported before a pytester run.
+
+    pytester's in-process runs drop every module they imported when they end; later imports
+    would then create second copies of classes and functions that the registries, catalogs and
+    pickled worker functions still hold the first copies of. Imported first, the package is in
+    pytester's snapshot and nothing is dropped. The plugin tests use it (``pytestmark``).
+    """
+    import importlib
+    import pkgutil
+
+    for info in pkgutil.walk_packages(rbl.__path__, "robustbench_lite."):
+        if not info.name.endswith("__main__"):
+            importlib.import_module(info.name)
+    for listing in (rbl.list_attacks, rbl.list_verifiers, rbl.list_defenses, rbl.list_detectors):
+        listing()  # the plug-in folders, through their entry points

@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+# pytester's in-process runs must not drop package modules (see conftest.package_imported)
+pytestmark = pytest.mark.usefixtures("package_imported")
+
 pytest_plugins = ["pytester"]
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "ci"
 

@@ -8,6 +8,9 @@ import json
 
 import pytest
 
+# pytester's in-process runs must not drop package modules (see conftest.package_imported)
+pytestmark = pytest.mark.usefixtures("package_imported")
+
 pytest_plugins = ["pytester"]
 
 SUITE = """\

@@ -9,6 +9,9 @@ from pathlib import Path
 import pytest
 from hostile_files import malicious_torchscript
 
+# pytester's in-process runs must not drop package modules (see conftest.package_imported)
+pytestmark = pytest.mark.usefixtures("package_imported")
+
 pytest_plugins = ["pytester"]
 
 SUITE = """\

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import os
 import pickle
 from collections.abc import Iterator, Sequence
@@ -50,17 +49,14 @@ class ProcessExecutor(Executor):
         import multiprocessing
         from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-        # The worker functions are pickled by name: take them from the module as imported now
-        # (a re-imported module, as pytest's in-process runs leave behind, has new objects).
-        this = importlib.import_module(__name__)
         blob = pickled(ctx)
         n = default_workers(workers, len(cells))
         threads = max(1, (os.cpu_count() or 1) // n)
         spawn = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(
-            n, mp_context=spawn, initializer=this._init_worker, initargs=(blob, threads)
+            n, mp_context=spawn, initializer=_init_worker, initargs=(blob, threads)
         ) as pool:
-            pending = {pool.submit(this._worker_cell, cell): cell for cell in cells}
+            pending = {pool.submit(_worker_cell, cell): cell for cell in cells}
             try:
                 while pending:
                     done, _ = wait(pending, return_when=FIRST_COMPLETED)
