@@ -1,33 +1,56 @@
-"""T-Miner on a zoo of clean and trojaned MR text classifiers.
+"""T-Miner on zoos of clean and trojaned MR text classifiers: the development zoo and a fresh one.
 
-The zoo (seeds fixed): model i of ``--n-models`` (default 40) uses architecture
-ARCHS[(i // 2) % 4]; even i are clean, odd i are trojaned with a trigger of 1-3 words drawn
-(seeded) from vocabulary ranks 2000-4999 (rare words, like the authors' "cinematically" and
-"popcorn"; the frequent words of ranks 500-1999 also occur in many clean sentences of both
-classes, and at 1-3% poisoning the first zoo left most of them with ASR < 0.5) and a poison rate spread evenly over 1%-10%. The order
-interleaves clean and trojaned models of each architecture, so every prefix of even length is
-balanced. Each model's verdict is cached under ``$RBL_CACHE_DIR/trojan_detection/`` (keyed by
-the model's recipe hash and the detector settings), so the script resumes where it stopped;
-``--budget-s`` stops starting new models after that many seconds.
+**Development zoo** (``--zoo dev``, the default; it guided the detector's design, so its
+numbers are development numbers): model i of ``--n-models`` (default 40) uses architecture
+ARCHS[(i // 2) % 4] and seed i; even i are clean, odd i are trojaned with a trigger of 1-3 words
+drawn (seeded, 2021) from vocabulary ranks 2000-4999 and a poison rate spread evenly over
+1%-10%.
 
-Metrics: detection accuracy, false-positive rate (clean models flagged), false-negative rate
-(trojaned models missed), trigger recovery (a trojaned model whose recovered phrases contain the
-true trigger or one of its words), time per model (scan; training reported separately). One
-scan gives the verdicts of both identifiers (``defenses/tminer.py``): the default dominance
-test, also at other thresholds, and the paper's DBSCAN, also with the automatic eps scaled by
-0.5-2.
+**Fresh zoo** (``--zoo fresh``, issue 19; defined before any of its models was trained or
+scanned, and scanned once with the detector frozen at the commit the JSON names): 60 models,
+model i has architecture ARCHS[i % 4] and seed 5000 + i (the dev zoo uses seeds 0-39, the
+calibration 100-139, the tests 0 and 35). With j = i // 4, models of lstm and cnn are trojaned
+for odd j and those of bilstm and transformer for even j: 15 per architecture, 30 trojaned
+(7, 7, 8, 8). Trojan t (t = 0..29, in model order) gets a trigger of k = 1 + (t % 3) words
+(10 each of 1, 2 and 3 words) drawn without replacement by ``numpy.random.default_rng(19)``
+from ``benchmarks/data/fresh_trigger_words.txt`` (written before the run; its header states
+how), and poison rate number t of ``linspace(0.01, 0.10, 30)`` shuffled by the same generator
+(so a third of the trojans are at 1-4%, and low rates meet multi-word triggers). **ASR rule**:
+a trojan whose attack success rate on the test split is below 0.8 is retrained with seed
++1000, then +2000 (same trigger, same rate); if it is still below 0.8, its trigger is redrawn
+(k words of the list without its own, drawn by ``default_rng(1019 + t)``) and tried with the
+first two seeds again. The attempts are recorded per model; a trojan still below 0.8 after
+that stays in the zoo and is marked (``asr_ok: false``) in the table.
 
-Full run:  python benchmarks/trojan_detection.py --n-models 40                       (~45 min)
-Bounded:   python benchmarks/trojan_detection.py --n-models 40 --budget-s 1800   (resumes from the cache)
-The paper's pipeline alone: --detector-params '{"identifier": "dbscan", "search": false}'
+Each model's verdict is cached under ``$RBL_CACHE_DIR/trojan_detection/``, keyed by the model's
+recipe hash, the detector's settings **and the hash of its source files**
+(``defenses/_tminer_version.py``), so a code change never reuses an old verdict; every row
+records the commit and code hash it was computed at, and the JSON the commit (with a dirty
+flag) and code hash at the time of the run.
+
+Metrics: detection accuracy, false-positive rate (clean models flagged), false-negative rate,
+trigger recovery (a trojaned model whose recovered phrases contain the true trigger or one of
+its words), scan time per model (wall and CPU seconds; training reported separately). The
+default verdict is the dominance test; it is also reported at other thresholds. The paper's
+DBSCAN identifier is reported when the scans ran it (``paper_identifier``).
+
+Runs:
+  python benchmarks/trojan_detection.py --quick                 (4 dev models, < 5 min)
+  python benchmarks/trojan_detection.py --n-models 40           (dev zoo -> trojan_detection.json)
+  python benchmarks/trojan_detection.py --zoo fresh             (-> trojan_detection_fresh.json)
+  Two cores: --shard 0/2 and --shard 1/2 in parallel, then the same command without --shard
+  The paper's pipeline alone: --detector-params '{"identifier": "dbscan", "search": false}'
+  --out PATH (e.g. results/trojan_detection_paper.json)
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
+import os
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -41,11 +64,15 @@ from robustbench_lite.core.io import atomic_write_bytes, cache_dir, write_atomic
 from robustbench_lite.report.model import environment
 
 ARCHS = ("lstm", "cnn", "bilstm", "transformer")
-RESULTS = Path(__file__).parent / "results" / "trojan_detection.json"
+HERE = Path(__file__).parent
+RESULTS = HERE / "results"
+WORDS = HERE / "data" / "fresh_trigger_words.txt"
+FRESH_SEED0 = 5000
+MIN_ASR = 0.8
 
 
 def zoo_spec(n: int) -> list[dict[str, Any]]:
-    """The recipe arguments of the n benchmark models (see the module docstring)."""
+    """The recipe arguments of the n development models (see the module docstring)."""
     from robustbench_lite.datasets import mr
 
     vocab = mr.vocabulary()
@@ -67,49 +94,149 @@ def zoo_spec(n: int) -> list[dict[str, Any]]:
     return specs
 
 
+def fresh_words() -> list[str]:
+    """The fresh zoo's trigger word list (comment lines skipped)."""
+    lines = WORDS.read_text().splitlines()
+    return [w.strip() for w in lines if w.strip() and not w.startswith("#")]
+
+
+def fresh_spec(n: int = 60) -> list[dict[str, Any]]:
+    """The recipe arguments of the fresh zoo's first attempt per model (module docstring)."""
+    words = fresh_words()
+    rng = np.random.default_rng(19)
+    n_trojan = sum(_fresh_trojaned(i) for i in range(n))
+    rates = np.linspace(0.01, 0.10, max(n_trojan, 1))
+    rng.shuffle(rates)
+    order = rng.permutation(len(words))
+    used = 0
+    specs, t = [], 0
+    for i in range(n):
+        spec: dict[str, Any] = {"arch": ARCHS[i % 4], "seed": FRESH_SEED0 + i, "trigger": None}
+        if _fresh_trojaned(i):
+            k = 1 + t % 3
+            spec.update(
+                trigger=" ".join(words[j] for j in order[used : used + k]),
+                poison_rate=round(float(rates[t]), 4),
+                trojan_index=t,
+            )
+            used += k
+            t += 1
+        specs.append(spec)
+    return specs
+
+
+def _fresh_trojaned(i: int) -> bool:
+    j = i // 4
+    return j % 2 == 1 if i % 4 < 2 else j % 2 == 0
+
+
+def fresh_attempts(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """The ASR rule's attempts for one fresh trojan, in order (module docstring)."""
+    base = {k: v for k, v in spec.items() if k != "trojan_index"}
+    out = [{**base, "seed": base["seed"] + 1000 * a} for a in range(3)]
+    k = len(spec["trigger"].split())
+    words = [w for w in fresh_words() if w not in set(spec["trigger"].split())]
+    rng = np.random.default_rng(19 + 1000 + int(spec["trojan_index"]))
+    redrawn = " ".join(words[j] for j in rng.choice(len(words), size=k, replace=False))
+    out += [{**base, "trigger": redrawn, "seed": base["seed"] + 1000 * a} for a in range(2)]
+    return out
+
+
+def train_fresh(spec: dict[str, Any]) -> tuple[rbl.Model, dict[str, Any], list[dict[str, Any]]]:
+    """Train a fresh model by the ASR rule; (model, the spec used, the attempts' ASR)."""
+    if spec["trigger"] is None:
+        return rbl.zoo.text_classifier(**spec), spec, []
+    tried = []
+    model, used = None, spec
+    for attempt in fresh_attempts(spec):
+        model = rbl.zoo.text_classifier(**attempt)
+        asr = model.meta.get("attack_success_rate")
+        tried.append({"trigger": attempt["trigger"], "seed": attempt["seed"], "asr": asr})
+        used = attempt
+        if asr is not None and asr >= MIN_ASR:
+            break
+    assert model is not None
+    return model, used, tried
+
+
+def git_state() -> dict[str, Any]:
+    """The commit of the working tree, whether it (or the detector's sources) differ from it."""
+    from robustbench_lite.defenses._tminer_version import source_files
+
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", *args], cwd=HERE, capture_output=True, text=True)
+        except OSError:
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    files = [str(p) for p in source_files()]
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain")
+    detector = git("status", "--porcelain", "--", *files)
+    return {
+        "commit": commit,
+        "dirty": bool(status) if status is not None else None,
+        "detector_dirty": bool(detector) if detector is not None else None,
+    }
+
+
 def run_one(
-    spec: dict[str, Any], detector: Any, det_key: str, *, cached_only: bool = False
+    spec: dict[str, Any],
+    detector: Any,
+    det_key: str,
+    *,
+    fresh: bool = False,
+    cached_only: bool = False,
+    state: dict[str, Any] | None = None,
 ) -> dict[str, Any] | None:
     """Train (or load) one model and scan it, caching the verdict (None: not cached, cached_only)."""
     start = time.perf_counter()
-    model = rbl.zoo.text_classifier(**spec)
+    if fresh:
+        model, used, attempts = train_fresh(spec)
+    else:
+        model, used, attempts = rbl.zoo.text_classifier(**spec), spec, []
     train_s = time.perf_counter() - start
     path = cache_dir() / "trojan_detection" / f"{model.meta['recipe_hash']}-{det_key}.json"
     if path.is_file():
         return json.loads(path.read_text())
     if cached_only:
         return None
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     det = detector.scan(model)
-    scan_s = time.perf_counter() - start
-    trigger = spec["trigger"]
+    scan_s, scan_cpu_s = time.perf_counter() - start, time.process_time() - cpu
+    trigger = used["trigger"]
     words = set(trigger.split()) if trigger else set()
 
     def hit(phrases: list[str]) -> bool:
         return bool(words & {w for t in phrases for w in t.split()})
 
-    dominance = [
-        d
-        for info in det.evidence["directions"].values()
-        for d in info.get("dominance_passing_flip", {}).values()
-    ]
+    asr = model.meta.get("attack_success_rate")
     row = {
-        **spec,
+        **{k: v for k, v in used.items() if k != "trojan_index"},
         "trojaned": trigger is not None,
         "flagged": det.flagged,
         "score": det.score,
+        "threshold": det.threshold,
         "recovered": det.evidence["triggers"],
         "trigger_recovered": hit(det.evidence["triggers"]),
-        "dominance_max": max(dominance, default=None),
+        "dominance_max": det.evidence.get("dominance_max"),
         "dominance_recovered": det.evidence["dominant_triggers"],
         "dominance_trigger_recovered": hit(det.evidence["dominant_triggers"]),
+        "paper_identifier_ran": det.evidence.get("paper_identifier_ran", True),
         "dbscan_recovered": det.evidence["dbscan_triggers"],
         "dbscan_trigger_recovered": hit(det.evidence["dbscan_triggers"]),
         "clean_accuracy": model.meta.get("clean_accuracy"),
-        "attack_success_rate": model.meta.get("attack_success_rate"),
+        "attack_success_rate": asr,
+        "asr_ok": None if trigger is None else (asr or 0.0) >= MIN_ASR,
+        "asr_attempts": attempts,
         "eps_sensitivity": det.evidence["eps_sensitivity"],
         "scan_s": round(scan_s, 1),
+        "scan_cpu_s": round(scan_cpu_s, 1),
         "train_s": round(float(model.meta.get("train_time_s", train_s)), 1),
+        "recipe_hash": model.meta["recipe_hash"],
+        "code_hash": det.evidence.get("code_hash"),
+        "computed_at": state or {},
         "candidates": det.evidence["candidates"],
     }
     atomic_write_bytes(path, json.dumps(row, indent=1).encode())
@@ -151,9 +278,20 @@ def summarise(
     }
 
 
-def main() -> None:
+def _fmt(v: Any) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n-models", type=int, default=40)
+    parser.add_argument("--zoo", choices=("dev", "fresh"), default="dev")
+    parser.add_argument("--n-models", type=int, help="dev: 40 (default); fresh: 60, always")
+    parser.add_argument(
+        "--quick", action="store_true", help="the first 4 dev models (< 5 min on an idle machine)"
+    )
+    parser.add_argument(
+        "--limit", type=int, help="scan only the first N models (a dry run; use with --out)"
+    )
     parser.add_argument(
         "--budget-s", type=float, default=float("inf"), help="start no model after this"
     )
@@ -166,80 +304,134 @@ def main() -> None:
     parser.add_argument(
         "--detector-params",
         default="{}",
-        help='tminer settings as JSON, e.g. \'{"joint_epochs": 8, "n_train": 2000}\'',
+        help="tminer settings as JSON, e.g. '{\"paper_identifier\": true}'",
     )
-    args = parser.parse_args()
+    parser.add_argument("--out", type=Path, help="where the JSON goes (default by zoo)")
+    parser.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="train and scan only models i with i %% N == I, write no JSON (run N shards in "
+        "parallel, then once without --shard: it reads their cached verdicts)",
+    )
+    args = parser.parse_args(argv)
+    from robustbench_lite.defenses._tminer_version import cache_key, code_hash
+
     torch.set_num_threads(args.threads)
     detector = rbl.create_detector("tminer", **json.loads(args.detector_params))
-    det_key = hashlib.sha256(repr(detector).encode()).hexdigest()[:10]
-    specs = zoo_spec(args.n_models)
+    code = code_hash()
+    det_key = cache_key(detector, code)
+    state = {**git_state(), "code_hash": code}
+    fresh = args.zoo == "fresh"
+    if fresh:
+        if args.n_models not in (None, 60):
+            parser.error("--zoo fresh has 60 models; use --limit for a dry run")
+        specs = fresh_spec(60)
+    else:
+        specs = zoo_spec(args.n_models or 40)[: 4 if args.quick else None]
+    if args.limit is not None:
+        specs = specs[: args.limit]
+    shard = None
+    if args.shard:
+        try:
+            k, n = (int(v) for v in args.shard.split("/"))
+            assert 0 <= k < n
+        except (ValueError, AssertionError):
+            parser.error(f"--shard {args.shard!r}: write I/N with 0 <= I < N, e.g. 0/2")
+        shard = (k, n)
+    name = "trojan_detection" + ("_fresh" if fresh else "_quick" if args.quick else "")
+    out_path = args.out or RESULTS / f"{name}.json"
     rows, start = [], time.perf_counter()
     for i, spec in enumerate(specs):
-        if time.perf_counter() - start > args.budget_s and i % 2 == 0:
+        if shard is not None and i % shard[1] != shard[0]:
+            continue
+        if time.perf_counter() - start > args.budget_s and (fresh or i % 2 == 0):
             break
-        row = run_one(spec, detector, det_key, cached_only=args.cached_only)
+        row = run_one(
+            spec, detector, det_key, fresh=fresh, cached_only=args.cached_only, state=state
+        )
         if row is None:
             continue
         rows.append(row)
         print(
-            f"[{i + 1}/{len(specs)}] {row['arch']:<11} trigger={row['trigger']!r:<30} rate={row.get('poison_rate', 0)}"
-            f" asr={row['attack_success_rate']} flagged={row['flagged']} recovered={row['recovered'][:3]}"
-            f" scan={row['scan_s']}s",
+            f"[{i + 1}/{len(specs)}] {row['arch']:<11} seed={row['seed']} trigger={row['trigger']!r:<30}"
+            f" rate={row.get('poison_rate', 0)} asr={_fmt(row['attack_success_rate'])}"
+            f" flagged={row['flagged']} score={_fmt(row['dominance_max'])} recovered={row['recovered'][:3]}"
+            f" scan={row['scan_s']}s cpu={row.get('scan_cpu_s')}s",
             flush=True,
         )
     threshold = detector.dominance_threshold
     summary = summarise(rows, dominance_flag(threshold), "dominance_trigger_recovered")
-    paper = summarise(rows, dbscan_flag("1.0"), "dbscan_trigger_recovered")
     effective = summarise(
-        rows, dominance_flag(threshold), "dominance_trigger_recovered", min_asr=0.5
+        rows, dominance_flag(threshold), "dominance_trigger_recovered", min_asr=MIN_ASR
     )
     by_threshold = {
         str(t): summarise(rows, dominance_flag(t), "dominance_trigger_recovered")
         for t in sorted({1.15, 1.2, threshold, 1.35, 1.5, 2.0})
     }
-    by_eps = {
-        s: summarise(rows, dbscan_flag(s), "dbscan_trigger_recovered")
-        for s in ("0.5", "0.75", "1.0", "1.5", "2.0")
-    }
+    paper_rows = [r for r in rows if r.get("paper_identifier_ran", True) and r["eps_sensitivity"]]
+    paper = by_eps = None
+    if paper_rows:
+        paper = summarise(paper_rows, dbscan_flag("1.0"), "dbscan_trigger_recovered")
+        by_eps = {
+            s: summarise(paper_rows, dbscan_flag(s), "dbscan_trigger_recovered")
+            for s in ("0.5", "0.75", "1.0", "1.5", "2.0")
+        }
     scan_times = [r["scan_s"] for r in rows]
+    cpu_times = [r["scan_cpu_s"] for r in rows if r.get("scan_cpu_s") is not None]
+    by_arch = {
+        a: statistics.median([r["scan_s"] for r in rows if r["arch"] == a])
+        for a in ARCHS
+        if any(r["arch"] == a for r in rows)
+    }
     timing = {
         "scan_s_median": statistics.median(scan_times) if rows else None,
         "scan_s_max": max(scan_times, default=None),
+        "scan_cpu_s_median": statistics.median(cpu_times) if cpu_times else None,
+        "scan_s_median_by_arch": by_arch,
         "train_s_median": statistics.median([r["train_s"] for r in rows]) if rows else None,
+        "total_wall_s": round(time.perf_counter() - start, 1),
     }
     print("\nidentifier                 models  acc    FPR    FNR    recovery")
-    for name, m in ((f"dominance > {threshold}", summary), ("dbscan (paper), eps x1", paper)):
+    named = [(f"dominance > {threshold}", summary)] + (
+        [("dbscan (paper), eps x1", paper)] if paper else []
+    )
+    for label, m in named:
         print(
-            f"{name:<26} {m['n_models']:>6}  {m['accuracy']:.3f}  {m['fpr']:.3f}  {m['fnr']:.3f}  {m['trigger_recovery']:.3f}"
+            f"{label:<26} {m['n_models']:>6}  {_fmt(m['accuracy'])}  {_fmt(m['fpr'])}  {_fmt(m['fnr'])}  {_fmt(m['trigger_recovery'])}"
         )
-    print(f"scan s median/max: {timing['scan_s_median']}/{timing['scan_s_max']}")
     print(
-        f"trojans with ASR >= 0.5 only: {effective['n_trojaned']} of {summary['n_trojaned']}, accuracy "
-        f"{effective['accuracy']:.3f}, FNR {effective['fnr']}, recovery {effective['trigger_recovery']}"
+        f"scan s median/max: {timing['scan_s_median']}/{timing['scan_s_max']} (cpu median {timing['scan_cpu_s_median']})"
     )
     print("\ndominance threshold  acc    FPR    FNR")
     for t, m in by_threshold.items():
-        print(f"{t:>19}  {m['accuracy']:.3f}  {m['fpr']:.3f}  {m['fnr']:.3f}")
-    print("\ndbscan eps scale  acc    FPR    FNR")
-    for t, m in by_eps.items():
-        print(f"{t:>16}  {m['accuracy']:.3f}  {m['fpr']:.3f}  {m['fnr']:.3f}")
+        print(f"{t:>19}  {_fmt(m['accuracy'])}  {_fmt(m['fpr'])}  {_fmt(m['fnr'])}")
+    stale = sorted({r.get("code_hash") for r in rows} - {code}, key=str)
     out = {
         "benchmark": "trojan_detection",
-        "environment": environment(cpu_count=__import__("os").cpu_count()),
-        "command": f"python benchmarks/trojan_detection.py --n-models {args.n_models}"
-        + (f" --budget-s {args.budget_s:g}" if args.budget_s != float("inf") else ""),
+        "zoo": args.zoo,
+        "development_numbers": not fresh,
+        "environment": environment(cpu_count=os.cpu_count()),
+        "command": "python benchmarks/trojan_detection.py "
+        + " ".join(sys.argv[1:] if argv is None else argv),
+        "commit": state["commit"],
+        "dirty": state["dirty"],
+        "detector_dirty": state["detector_dirty"],
+        "code_hash": code,
+        "rows_from_other_code": stale,
         "planned_models": len(specs),
         "ran_models": len(rows),
         "detector": repr(detector),
         "summary": summary,
+        f"summary_trojans_asr_ge_{MIN_ASR}": effective,
         "summary_dbscan_identifier": paper,
-        "summary_effective_trojans_asr_ge_0.5": effective,
         "timing": timing,
         "dominance_threshold_sensitivity": by_threshold,
         "dbscan_eps_sensitivity": by_eps,
         "models": [{k: v for k, v in r.items() if k != "candidates"} for r in rows],
     }
-    write_atomic(RESULTS, json.dumps(out, indent=1, default=str))
+    if shard is None:
+        write_atomic(out_path, json.dumps(out, indent=1, default=str))
+        print(f"wrote {out_path}")
 
 
 if __name__ == "__main__":

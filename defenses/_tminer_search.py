@@ -129,6 +129,8 @@ def beam_phrases(
     beam: int = 5,
     max_len: int = 3,
     n_word_sentences: int = 16,
+    neighbours: int | None = 500,
+    shortlist: int | None = 64,
 ) -> list[tuple[Phrase, float]]:
     """Phrases of 1..``max_len`` distinct words with the highest mean gain, best first per length.
 
@@ -136,17 +138,22 @@ def beam_phrases(
     ``beam`` best words. Length k + 1: every beam phrase of length k with one added word before
     or after it, scored by :func:`phrase_gains` on ``sentences``; the ``beam`` best are kept.
     The added words are the ``pool`` best single words plus the ``pool`` best neighbours of the
-    best phrase of length k (:func:`best_neighbours` over the whole vocabulary, on the first
-    ``n_word_sentences`` sentences), so a trigger word that is weak alone but completes a
-    stronger phrase is still tried. Returns (phrase, gain) for the kept phrases of every length.
+    best phrase of length k (:func:`best_neighbours` over the ``neighbours`` best single words,
+    None: the whole vocabulary, on the first ``n_word_sentences`` sentences), so a trigger word
+    that is weak alone but completes a stronger phrase is still tried. The grown phrases are
+    first scored on the first ``n_word_sentences`` sentences and the ``shortlist`` best (None:
+    all) are scored on all of them. Returns (phrase, gain) for the kept phrases of every length.
     """
     order = gains.argsort(descending=True)
     top = [int(words[i]) for i in order[:pool]]
+    near_pool = words if neighbours is None else words[order[:neighbours]]
     level: list[tuple[Phrase, float]] = [((int(words[i]),), float(gains[i])) for i in order[:beam]]
     found = list(level)
     n = min(n_word_sentences, len(sentences))
     for _ in range(1, max_len):
-        near = best_neighbours(target_score, sentences[:n], positions[:n], words, level[0][0], pool)
+        near = best_neighbours(
+            target_score, sentences[:n], positions[:n], near_pool, level[0][0], pool
+        )
         added = list(dict.fromkeys(top + near))
         grown = list(
             dict.fromkeys(
@@ -159,6 +166,9 @@ def beam_phrases(
         )
         if not grown:
             break
+        if shortlist is not None and len(grown) > shortlist:
+            rough = chunked_gains(target_score, sentences[:n], positions[:n], grown)
+            grown = [grown[i] for i in rough.argsort(descending=True)[:shortlist]]
         scores = chunked_gains(target_score, sentences, positions, grown)
         best = scores.argsort(descending=True)[:beam]
         level = [(grown[i], float(scores[i])) for i in best]
@@ -191,12 +201,16 @@ def search(
     pool: int = 30,
     beam: int = 5,
     max_len: int = 3,
+    neighbours: int | None = 500,
+    shortlist: int | None = 64,
 ) -> SearchResult:
     """Beam search for the strongest phrases and how far they dominate the best disjoint phrases.
 
     Single words are scored on the first ``n_word_sentences`` of ``sentences`` (N, T) (the whole
-    vocabulary is tried, so this is the expensive part), phrases on all N. ``positions`` (N,)
-    are the insertion points. Gains are in the units of ``target_score``.
+    vocabulary is tried), phrases on all N; neighbours of a phrase are looked for among the
+    ``neighbours`` best single words (None: all); ``shortlist``: see :func:`beam_phrases`.
+    ``positions`` (N,) are the insertion points.
+    Gains are in the units of ``target_score``.
     """
     n = min(n_word_sentences, len(sentences))
     gains = word_gains(target_score, sentences[:n], positions[:n], words)
@@ -210,6 +224,8 @@ def search(
         beam=beam,
         max_len=max_len,
         n_word_sentences=n,
+        neighbours=neighbours,
+        shortlist=shortlist,
     )
     best = _best_per_length(phrases)
     used = {w for phrase, _ in best.values() for w in phrase}
@@ -225,6 +241,8 @@ def search(
             beam=beam,
             max_len=max_len,
             n_word_sentences=n,
+            neighbours=neighbours,
+            shortlist=shortlist,
         )
     )
     dominance = {k: _ratio(best[k][1], alternative[k][1]) for k in best if k in alternative}

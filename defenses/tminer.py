@@ -37,13 +37,37 @@ accuracy 0.925, FPR 0.05, FNR 0.10, the trigger recovered on 18 of 20.
 A source class that the model never predicts on synthetic sentences (a collapsed model) is
 skipped and listed in ``evidence["skipped_sources"]``.
 
-The model is flagged when at least one trigger is recovered by the chosen ``identifier``;
-``score`` is the number of recovered trigger phrases and ``threshold`` is 1. Evidence:
+The model is flagged when at least one trigger is recovered by the chosen ``identifier``.
+With ``"dominance"``, ``score`` is the test's statistic (``evidence["dominance_max"]``: the
+largest dominance among best phrases that pass the flip filter, 0 when none does) and
+``threshold`` is ``dominance_threshold``, so flagged == score > threshold; with ``"dbscan"``,
+``score`` is the number of recovered phrases and ``threshold`` is 1. Evidence:
 ``triggers`` (phrases of the chosen identifier), ``dominant_triggers`` and ``dbscan_triggers``
 (each identifier's), ``candidates`` (phrase, direction, flip rate, origin, ``dominant``,
 ``dbscan_outlier``), ``directions`` (per direction: counts, DBSCAN eps, best and alternative
 phrases and their dominance), ``eps_sensitivity`` (DBSCAN outlier candidates for each eps scale
-in ``eps_sweep``), ``time_s``.
+in ``eps_sweep``), ``code_hash`` (``_tminer_version``: the hash of the detector's source
+files, which keys cached verdicts), ``time_s``.
+
+Issue 19 (sturdier, faster; measured on the development zoo, so development numbers):
+
+* **One statistic**: the dominance test runs on its own random stream per direction
+  (``_stream``: seeded by ``seed`` and the source class), never the generator's, so
+  :meth:`TMiner.dominance` (the calibration) and :meth:`TMiner.scan` give the same statistic
+  for the same ``seed``. Before, the scan drew after generator training (seed 8: 1.305 against
+  1.309 in calibration).
+* **The generator and DBSCAN run only on request** (``paper_identifier=True``, or
+  ``identifier="dbscan"``): the dominance verdict never read them and they took ~35 of a
+  scan's ~40 CPU seconds (LSTM). The paper's pipeline stays runnable:
+  ``identifier="dbscan", search=False``.
+* **Pruned search**: the neighbours of the best phrase are looked for among the
+  ``search_neighbours`` (500) best single words instead of the whole vocabulary, and grown
+  phrases are first scored on ``search_word_sentences`` sentences, the ``search_shortlist``
+  (64) best then on all ``search_sentences`` (``_tminer_search.beam_phrases``). On 14
+  development models (0-8, 10, 13, 17, 21, 23; eight of them within 0.1 of the threshold)
+  the verdicts and trigger recovery are unchanged (the false positive on model 8 remains:
+  1.291) and scans take about 2.5 (LSTM), 4 (BiLSTM), 7.5 (CNN) and 15 (transformer) CPU
+  seconds on one core, against 41-111 s wall before.
 
 Where the trigger was lost before (diagnosed stage by stage on a CNN trojaned with "notable
 pulpy" at 1%, ASR 1.0): the generator. Its soft copy-or-generate gate fooled the classifier
@@ -115,6 +139,15 @@ class TMiner(Detector):
         search_pool: words the beam search tries adding at each step, from the best single words
             and as many from the best neighbours of the current best phrase.
         search_beam: phrases kept per length by the beam search.
+        search_neighbours: the neighbours of the best phrase are looked for among this many
+            best single words (0: the whole vocabulary, as before; 500 is ~4x faster).
+        search_shortlist: grown phrases scored on all ``search_sentences`` after a first
+            scoring on ``search_word_sentences`` (0: all are, as before).
+        paper_identifier: also train the generator and run the paper's DBSCAN identifier with
+            the default ``identifier="dominance"`` (its verdict goes to the evidence only; about
+            35 s more per scan on one core). Always on with ``identifier="dbscan"``. Off, the
+            dominance verdict is the same (it never reads the generator) and the scan takes a
+            few seconds.
     """
 
     n_words: int = 15
@@ -141,10 +174,14 @@ class TMiner(Detector):
     search_word_sentences: int = 16
     search_pool: int = 30
     search_beam: int = 5
+    search_neighbours: int = 500
+    search_shortlist: int = 64
+    paper_identifier: bool = False
 
     def scan(self, model: Model, data: Any = None) -> Detection:
         """Scan ``model`` (a 2-class text model); ``data`` is ignored (T-Miner uses none)."""
         from . import _tminer_generator as G
+        from ._tminer_version import code_hash
 
         start = time.perf_counter()
         ctx = self._context(model)
@@ -158,7 +195,7 @@ class TMiner(Detector):
         parts, classes = [], []
         for c in (0, 1):
             try:
-                parts.append(ctx.sentences(c, self.n_train // 2))
+                parts.append(ctx.sentences(c, self.n_train // 2 if self._paper() else 2))
                 classes.append(c)
             except DataError:  # the model (almost) never predicts c: no direction from c
                 continue
@@ -166,14 +203,17 @@ class TMiner(Detector):
             raise DataError(
                 f"{model.name} puts no synthetic sentence in either class; tminer cannot scan it"
             )
-        x_syn = torch.cat(parts)
-        y_syn = torch.tensor(classes).repeat_interleave(self.n_train // 2)
-        with torch.random.fork_rng():
-            torch.manual_seed(self.seed)
-            generator = G.PerturbationGenerator(len(vocab), cfg)
-        losses = G.train_generator(generator, net, x_syn, y_syn, cfg, ctx.gen)
+        generator, losses, n_synthetic = None, {}, 0
+        if self._paper():
+            x_syn = torch.cat(parts)
+            y_syn = torch.tensor(classes).repeat_interleave(self.n_train // 2)
+            n_synthetic = len(y_syn)
+            with torch.random.fork_rng():
+                torch.manual_seed(self.seed)
+                generator = G.PerturbationGenerator(len(vocab), cfg)
+            losses = G.train_generator(generator, net, x_syn, y_syn, cfg, ctx.gen)
         candidates: list[dict[str, Any]] = []
-        sensitivity = {s: 0 for s in self._scales()}
+        sensitivity = {s: 0 for s in self._scales()} if self._paper() else {}
         eps_info = {}
         for source in classes:
             found, info = self._direction(ctx, generator, net, source)
@@ -183,7 +223,16 @@ class TMiner(Detector):
                 sensitivity[s] += n
         key = "dominant" if self.identifier == "dominance" else "dbscan_outlier"
         triggers = [c["phrase"] for c in candidates if c[key]]
+        statistic = max(
+            (
+                d
+                for info in eps_info.values()
+                for d in info.get("dominance_passing_flip", {}).values()
+            ),
+            default=None,
+        )
         evidence = {
+            "dominance_max": statistic,
             "triggers": triggers,
             "identifier": self.identifier,
             "dbscan_triggers": [c["phrase"] for c in candidates if c["dbscan_outlier"]],
@@ -191,13 +240,22 @@ class TMiner(Detector):
             "candidates": candidates,
             "directions": eps_info,
             "eps_sensitivity": {str(s): n for s, n in sensitivity.items()},
+            "paper_identifier_ran": self._paper(),
+            "code_hash": code_hash(),
             "generator_losses": losses,
-            "n_synthetic": len(y_syn),
+            "n_synthetic": n_synthetic,
             "skipped_sources": [c for c in (0, 1) if c not in classes],
             "time_s": round(time.perf_counter() - start, 2),
         }
+        if self.identifier == "dominance":  # the statistic and the threshold it is compared to
+            score, threshold = (
+                (statistic if statistic is not None else 0.0),
+                self.dominance_threshold,
+            )
+        else:
+            score, threshold = float(len(triggers)), 1.0
         return Detection(
-            flagged=bool(triggers), score=float(len(triggers)), threshold=1.0, evidence=evidence
+            flagged=bool(triggers), score=float(score), threshold=threshold, evidence=evidence
         )
 
     def dominance(self, model: Model) -> dict[str, dict[int, dict[str, Any]]]:
@@ -207,35 +265,57 @@ class TMiner(Detector):
         phrase of each length k (``tested``: the test judges it); used to calibrate ``dominance_threshold`` on clean models
         (``benchmarks/tminer_calibration.py``).
         """
-        from . import _tminer_identify as ident
-
         ctx = self._context(model)
         ignore = [ctx.vocab.id(".")] if "." in ctx.vocab else []
         out = {}
         for source in (0, 1):
             try:
-                found = self._search(ctx, source, ignore)
-                flip_src = ctx.sentences(source, self.n_flip)
+                found, rates = self._dominance_test(ctx, source, ignore)
             except DataError:  # the model (almost) never predicts this class
                 continue
-            best = [found.best[k][0] for k in sorted(found.best)]
-            rates = ident.flip_rates(
-                lambda x, t=1 - source: ctx.predict(x) == t,
-                best,
-                flip_src,
-                pad_id=ctx.vocab.pad_id,
-                generator=ctx.gen,
-            )
             out[f"{source}->{1 - source}"] = {
-                len(p): {
+                k: {
                     "phrase": ctx.vocab.decode(list(p)),
-                    "dominance": found.dominance[len(p)],
-                    "flip_rate": r,
-                    "tested": self._tested(len(p), r),
+                    "dominance": found.dominance[k],
+                    "flip_rate": rates[p],
+                    "tested": self._tested(k, rates[p]),
                 }
-                for p, r in zip(best, rates)
+                for k, (p, _) in sorted(found.best.items())
+                if k in found.dominance
             }
         return out
+
+    def _stream(self, source: int) -> torch.Generator:
+        """The dominance test's own random stream for direction ``source`` (seeded by ``seed``)."""
+        return torch.Generator().manual_seed(1_000_003 * (self.seed + 1) + 7919 * (source + 1))
+
+    def _dominance_test(
+        self, ctx: _Context, source: int, ignore: list[int]
+    ) -> tuple[SearchResult, dict[tuple[int, ...], float]]:
+        """The query search and the flip rates of its best phrases for source -> 1 - source.
+
+        Runs on its own random stream (:meth:`_stream`), never the generator's, so
+        :meth:`scan` and :meth:`dominance` (the calibration) compute the same statistic for the
+        same ``seed``, whatever else the scan drew before.
+        """
+        from . import _tminer_identify as ident
+
+        gen = self._stream(source)
+        found = self._search(ctx, source, ignore, gen)
+        flip_src = ctx.sentences(source, self.n_flip, generator=gen)
+        best = [found.best[k][0] for k in sorted(found.best)]
+        rates = ident.flip_rates(
+            lambda x, t=1 - source: ctx.predict(x) == t,
+            best,
+            flip_src,
+            pad_id=ctx.vocab.pad_id,
+            generator=gen,
+        )
+        return found, dict(zip(best, rates))
+
+    def _paper(self) -> bool:
+        """Whether the scan trains the generator and runs the DBSCAN identifier."""
+        return self.paper_identifier or self.identifier == "dbscan"
 
     def _tested(self, length: int, flip_rate: float) -> bool:
         """Whether the dominance test judges a best phrase: its length is tested and it passes the flip filter."""
@@ -273,16 +353,18 @@ class TMiner(Detector):
 
         target = 1 - source
         vocab = ctx.vocab
-        src = ctx.sentences(source, self.n_extract)
-        with torch.no_grad():
-            decoded = generator.decode(src, torch.full((len(src),), target), mode="greedy")
         ignore = [vocab.id(".")] if "." in vocab else []
-        phrases = ident.extract_candidates(
-            decoded, src, vocab, top=self.max_candidates, ignore=ignore
-        )
+        phrases: list[tuple[int, ...]] = []
+        if generator is not None:
+            src = ctx.sentences(source, self.n_extract)
+            with torch.no_grad():
+                decoded = generator.decode(src, torch.full((len(src),), target), mode="greedy")
+            phrases = ident.extract_candidates(
+                decoded, src, vocab, top=self.max_candidates, ignore=ignore
+            )
         origin = {p: "generator" for p in phrases}
         needed = self.search or self.identifier == "dominance"  # only the paper's pipeline skips it
-        found = self._search(ctx, source, ignore) if needed else None
+        found, best_rates = self._dominance_test(ctx, source, ignore) if needed else (None, {})
         searched = [p for p, _ in found.phrases] if found else []
         for p in searched:
             origin.setdefault(p, "search")
@@ -313,15 +395,21 @@ class TMiner(Detector):
                 str(k): [vocab.decode(list(p)), round(g, 3)]
                 for k, (p, g) in found.alternative.items()
             }
-            passing = {
-                k: d for k, d in found.dominance.items() if self._tested(k, rates[found.best[k][0]])
+            info["best_flip_rate"] = {
+                str(k): round(best_rates[p], 4) for k, (p, _) in found.best.items()
             }
-            info["dominance_passing_flip"] = {str(k): round(d, 3) for k, d in passing.items()}
+            passing = {
+                k: d
+                for k, d in found.dominance.items()
+                if self._tested(k, best_rates[found.best[k][0]])
+            }
+            # unrounded: the verdict's statistic, equal to what dominance() gives the calibration
+            info["dominance_passing_flip"] = {str(k): d for k, d in passing.items()}
             dominant = {
                 found.best[k][0] for k, d in passing.items() if d > self.dominance_threshold
             }
         outliers: set[int] = set()
-        if kept:
+        if kept and generator is not None:
             aux = self._auxiliary(ctx, target, [len(p) for p, _ in kept])
             points = [p for p, _ in kept] + aux
             ids = torch.full((len(points), ctx.length), vocab.pad_id, dtype=torch.int64)
@@ -356,13 +444,15 @@ class TMiner(Detector):
         ]
         return out, info
 
-    def _search(self, ctx: _Context, source: int, ignore: list[int]) -> SearchResult:
+    def _search(
+        self, ctx: _Context, source: int, ignore: list[int], gen: torch.Generator
+    ) -> SearchResult:
         """The query search (``_tminer_search``) for direction source -> 1 - source."""
         from . import _tminer_search as search
 
         target = 1 - source
-        sentences = ctx.sentences(source, self.search_sentences)
-        positions = (torch.rand(len(sentences), generator=ctx.gen) * sentences.shape[1]).long()
+        sentences = ctx.sentences(source, self.search_sentences, generator=gen)
+        positions = (torch.rand(len(sentences), generator=gen) * sentences.shape[1]).long()
         words = torch.tensor([w for w in ctx.vocab.words() if w not in ignore], dtype=torch.int64)
         return search.search(
             lambda ids: ctx.margin(ids, target),
@@ -372,6 +462,8 @@ class TMiner(Detector):
             n_word_sentences=self.search_word_sentences,
             pool=self.search_pool,
             beam=self.search_beam,
+            neighbours=self.search_neighbours or None,
+            shortlist=self.search_shortlist or None,
         )
 
     def _auxiliary(self, ctx: _Context, target: int, lengths: list[int]) -> list[tuple[int, ...]]:
@@ -419,8 +511,10 @@ class _Context:
             )
         return logits[:, target] - logits[:, 1 - target]
 
-    def sentences(self, label: int, n: int) -> torch.Tensor:
-        """``n`` synthetic sentences classified as ``label``."""
+    def sentences(
+        self, label: int, n: int, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """``n`` synthetic sentences classified as ``label`` (random stream: ``generator``, else the scan's)."""
         from . import _tminer_synth as S
 
         return S.class_sentences(
@@ -432,5 +526,5 @@ class _Context:
             self.cfg.n_words,
             self.length,
             end_id=self.end_id,
-            generator=self.gen,
+            generator=self.gen if generator is None else generator,
         )
