@@ -4,6 +4,7 @@ Usage::
 
     python benchmarks/verify_soundness.py --n 1000          # writes results/verify_soundness.json
     python benchmarks/verify_soundness.py --quick           # 60 instances, 10 per kind group
+    python benchmarks/verify_soundness.py --n 300 --relu-only --out results/verify_soundness_relu.json
 
 Random small networks of every supported kind (MLP, conv, residual, BatchNorm, average
 pooling, input normalization, and MLPs with a planted counterexample: a narrow spike that
@@ -376,13 +377,15 @@ def make_instance(kind: str, seed: int) -> Instance:
     return Instance(kind, seed, "sat" if want_sat else "unsat", 10**log_margin, model, prop, dag)
 
 
-def classify(inst: Instance, timeout_s: float) -> dict[str, Any]:
-    """Run the verifier on ``inst`` and classify its answer against the ground truth."""
+def classify(inst: Instance, timeout_s: float, relu_only: bool = False) -> dict[str, Any]:
+    """Run the verifier on ``inst`` and classify its answer against the ground truth;
+    ``relu_only`` sends every instance through ReLU branch and bound (no input splitting)."""
     from robustbench_lite.core.registry import create_verifier
     from robustbench_lite.core.types import Status
 
     start = time.monotonic()
-    res = create_verifier("smt", workers=1).verify_property(
+    kw: dict[str, Any] = {"input_split_max_dim": 0} if relu_only else {}
+    res = create_verifier("smt", workers=1, **kw).verify_property(
         inst.model, inst.prop, timeout_s=timeout_s
     )
     elapsed = time.monotonic() - start
@@ -405,16 +408,17 @@ def classify(inst: Instance, timeout_s: float) -> dict[str, Any]:
         "outcome": outcome,
         "time_s": round(elapsed, 4),
         "reason": str(res.reason)[:160] if outcome in ("refused", "unknown") else None,
+        "method": str(res.stats.get("method", "")),
     }
 
 
-def run(n: int, timeout_s: float, seed0: int = 0) -> dict[str, Any]:
+def run(n: int, timeout_s: float, seed0: int = 0, relu_only: bool = False) -> dict[str, Any]:
     """``n`` instances spread evenly over the kinds; per-kind and total outcome counts."""
     rows = []
     for k in range(n):
         kind = KINDS[k % len(KINDS)]
         inst = make_instance(kind, seed0 + k)
-        rows.append(classify(inst, timeout_s))
+        rows.append(classify(inst, timeout_s, relu_only))
     per_kind: dict[str, Counter[str]] = defaultdict(Counter)
     for r in rows:
         per_kind[r["kind"]][r["outcome"]] += 1
@@ -423,6 +427,8 @@ def run(n: int, timeout_s: float, seed0: int = 0) -> dict[str, Any]:
     return {
         "n": n,
         "timeout_s": timeout_s,
+        "relu_only": relu_only,
+        "methods": dict(Counter(r["method"] for r in rows)),
         "totals": dict(total),
         "per_kind": {k: dict(v) for k, v in per_kind.items()},
         "solved_fraction": len(solved) / n if n else float("nan"),
@@ -438,11 +444,16 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0, help="first seed")
     parser.add_argument("--quick", action="store_true", help="60 instances")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--relu-only",
+        action="store_true",
+        help="every instance through ReLU branch and bound (bab.py), no input splitting",
+    )
     args = parser.parse_args()
     n = 60 if args.quick else args.n
     torch.set_num_threads(1)
     start = time.monotonic()
-    result = run(n, args.timeout, args.seed)
+    result = run(n, args.timeout, args.seed, args.relu_only)
     result["wall_s"] = round(time.monotonic() - start, 1)
     result["machine"] = platform.platform()
     args.out.parent.mkdir(parents=True, exist_ok=True)

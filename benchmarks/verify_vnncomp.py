@@ -5,6 +5,7 @@ Usage::
     python benchmarks/verify_vnncomp.py                 # all instances, 60 s each, both tools
     python benchmarks/verify_vnncomp.py --quick         # every 6th acasxu, every 5th mnistfc, 3 oval21
     python benchmarks/verify_vnncomp.py --benchmarks acasxu --timeout 60 --no-marabou
+    python benchmarks/verify_vnncomp.py --medium        # 30 mnistfc, 120 s / 300 s (VNN-COMP)
 
 Each instance runs in a forked child (its own process group, killed at timeout + 10 s), so a
 hang can never stall the run. Times are measured inside the child (network and property
@@ -12,7 +13,9 @@ loading included, Python start-up excluded), for both tools alike; CPU seconds (
 worker processes included) are recorded too, since the machine may be shared. A verdict is *wrong* when it
 contradicts expected.csv (sat vs unsat); instances expected ``unknown`` cannot be judged.
 Marabou (maraboupy 2.0, ``bench`` extra) runs single-threaded with its VNNLIB loader; the smt
-verifier uses ``--workers`` processes. Writes benchmarks/results/verify_vnncomp.json.
+verifier uses ``--workers`` processes. Writes benchmarks/results/verify_vnncomp.json; each of
+our instances carries its statistics (method, domains visited, seconds in bounds / z3 /
+falsification).
 """
 
 from __future__ import annotations
@@ -36,6 +39,9 @@ ROOT = Path(
     )
 )
 QUICK = {"acasxu": (6, None), "mnistfc": (5, None), "oval21": (7, 3)}  # (stride, max count)
+#: ``--medium`` mnistfc: every other instance (30, both eps of all three networks) with
+#: VNN-COMP's per-network timeouts.
+MEDIUM_TIMEOUT = {"mnist-net_256x2": 120.0, "mnist-net_256x4": 300.0, "mnist-net_256x6": 300.0}
 
 
 def _ours(onnx: str, vnnlib: str, timeout: float, workers: int) -> dict[str, Any]:
@@ -57,11 +63,17 @@ def _ours(onnx: str, vnnlib: str, timeout: float, workers: int) -> dict[str, Any
     verdict = {Status.FALSIFIED: "sat", Status.VERIFIED: "unsat"}.get(
         res.status, "timeout" if res.reason == "timeout" else "unknown"
     )
+    stats = {
+        k: (round(v, 4) if isinstance(v, float) else v)
+        for k, v in res.stats.items()
+        if isinstance(v, (int, float, str)) or v is None
+    }
     return {
         "verdict": verdict,
         "reason": res.reason,
         "time_s": time.monotonic() - start,
         "method": str(res.stats.get("method", "")),
+        "stats": stats,  # domains visited, seconds in bounds / z3 / falsification, ...
     }
 
 
@@ -137,9 +149,13 @@ def with_suppress(fn: Any) -> None:
         pass
 
 
-def instances(bench: str, quick: bool, limit: int | None) -> list[dict[str, str]]:
+def instances(
+    bench: str, quick: bool, limit: int | None, medium: bool = False
+) -> list[dict[str, str]]:
     rows = list(csv.DictReader((ROOT / bench / "expected.csv").open()))
-    if quick:
+    if medium:
+        rows = rows[::2]
+    elif quick:
         stride, most = QUICK[bench]
         rows = rows[::stride][:most] if most else rows[::stride]
     return rows[:limit] if limit else rows
@@ -182,6 +198,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per instance and tool")
     p.add_argument("--workers", type=int, default=2, help="processes of the smt verifier")
     p.add_argument("--no-marabou", action="store_true")
+    p.add_argument(
+        "--medium",
+        action="store_true",
+        help="mnistfc only: 30 instances with VNN-COMP's timeouts (120 s / 300 s)",
+    )
     p.add_argument("--out", default=str(Path(__file__).parent / "results" / "verify_vnncomp.json"))
     args = p.parse_args(argv)
     if not (ROOT / "acasxu").is_dir():
@@ -196,12 +217,19 @@ def main(argv: list[str] | None = None) -> int:
         tools["marabou"] = _marabou
     load_start = os.getloadavg()
     results: dict[str, Any] = {}
-    for bench in args.benchmarks.split(","):
-        rows = instances(bench, args.quick, args.limit)
+    benches = ["mnistfc"] if args.medium else args.benchmarks.split(",")
+    for bench in benches:
+        rows = instances(bench, args.quick, args.limit, args.medium)
         for row in rows:
             onnx, vnnlib = str(ROOT / bench / row["onnx"]), str(ROOT / bench / row["vnnlib"])
+            timeout = (
+                MEDIUM_TIMEOUT.get(Path(row["onnx"]).stem, args.timeout)
+                if args.medium
+                else args.timeout
+            )
+            row["timeout_s"] = str(timeout)
             for name, fn in tools.items():
-                row[name] = run_one(fn, onnx, vnnlib, args.timeout, args.workers)
+                row[name] = run_one(fn, onnx, vnnlib, timeout, args.workers)
             print(
                 bench,
                 Path(row["onnx"]).stem,
@@ -216,11 +244,29 @@ def main(argv: list[str] | None = None) -> int:
             )
         results[bench] = {
             "instances": rows,
-            "summary": {n: summarize(rows, n, args.timeout) for n in tools},
+            "summary": {
+                n: summarize(rows, n, max(float(r["timeout_s"]) for r in rows)) for n in tools
+            },
+            "vs_marabou": _vs_marabou(rows) if "marabou" in tools else None,
         }
     _print_table(results, tools)
     _write(args, results, load_start)
     return 1 if any(s["wrong"] for r in results.values() for s in r["summary"].values()) else 0
+
+
+def _vs_marabou(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Time ratios smt / marabou: median over the instances both solved, and of the medians."""
+    both = [
+        r["smt"]["time_s"] / r["marabou"]["time_s"]
+        for r in rows
+        if r["smt"]["verdict"] in ("sat", "unsat")
+        and r["marabou"]["verdict"] in ("sat", "unsat")
+        and r["marabou"]["time_s"] > 0
+    ]
+    return {
+        "both_solved": len(both),
+        "median_time_ratio_both_solved": round(statistics.median(both), 3) if both else None,
+    }
 
 
 def _print_table(results: dict[str, Any], tools: dict[str, Any]) -> None:

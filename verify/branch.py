@@ -40,6 +40,7 @@ class Outcome:
     x: np.ndarray | None = None
     stack: list[Box] = field(default_factory=list)
     stats: dict[str, Any] = field(default_factory=dict)
+    root_pre: list[tuple[np.ndarray, np.ndarray]] | None = None  # root layer bounds, if computed
 
 
 def initial_stack(case: Case) -> list[Box]:

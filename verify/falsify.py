@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -17,6 +18,9 @@ from .layers import Network
 from .properties import Case
 
 Check = Callable[[np.ndarray], "np.ndarray | None"]
+#: The network as a torch function of flat float64 inputs (B, n_in) -> outputs (B, n_out), e.g.
+#: a conv-native :class:`~.chain.ConvChain`'s ``forward``; None = the dense lowered network.
+Forward = Callable[[Any], Any]
 
 
 @dataclass(frozen=True)
@@ -71,10 +75,21 @@ def disjunct_margin(
     return out.min(axis=1)
 
 
-def try_points(net: Network, case: Case, points: np.ndarray, check: Check) -> np.ndarray | None:
+def _outputs(net: Network, forward: Forward | None, points: np.ndarray) -> np.ndarray:
+    if forward is None:
+        return net.forward(points)
+    import torch
+
+    with torch.no_grad():
+        return forward(torch.from_numpy(points)).numpy()
+
+
+def try_points(
+    net: Network, case: Case, points: np.ndarray, check: Check, forward: Forward | None = None
+) -> np.ndarray | None:
     """Check the points (P, n_in) whose float64 outputs violate the property (best first)."""
     C, d, group = stacked_spec(case)
-    margin = disjunct_margin(net.forward(points), C, d, group, len(case.disjuncts))
+    margin = disjunct_margin(_outputs(net, forward, points), C, d, group, len(case.disjuncts))
     for i in np.argsort(margin)[:8]:
         if margin[i] > 1e-6:
             break
@@ -84,7 +99,14 @@ def try_points(net: Network, case: Case, points: np.ndarray, check: Check) -> np
     return None
 
 
-def _pgd(net: Network, case: Case, starts: np.ndarray, steps: int, deadline: float) -> np.ndarray:
+def _pgd(
+    net: Network,
+    case: Case,
+    starts: np.ndarray,
+    steps: int,
+    deadline: float,
+    forward: Forward | None = None,
+) -> np.ndarray:
     """Minimise the disjunct margin by signed-gradient steps projected onto the box."""
     import torch
 
@@ -100,10 +122,13 @@ def _pgd(net: Network, case: Case, starts: np.ndarray, steps: int, deadline: flo
             break
         x.requires_grad_(True)
         a = x
-        for k, (W, b) in enumerate(zip(Ws, bs)):
-            a = a @ W.T + b
-            if k < len(Ws) - 1:
-                a = torch.relu(a)
+        if forward is not None:
+            a = forward(x)
+        else:
+            for k, (W, b) in enumerate(zip(Ws, bs)):
+                a = a @ W.T + b
+                if k < len(Ws) - 1:
+                    a = torch.relu(a)
         viol = a @ Ct.T - dt
         per = torch.stack(
             [
@@ -129,17 +154,19 @@ def falsify(
     *,
     seed: int = 0,
     params: FalsifyParams = FalsifyParams(),
+    forward: Forward | None = None,
 ) -> np.ndarray | None:
-    """A checked counterexample in ``case`` or None (uniform samples, then PGD)."""
+    """A checked counterexample in ``case`` or None (uniform samples, then PGD); ``forward``
+    computes the same network faster (e.g. conv-native), candidates are checked as always."""
     deadline = min(deadline, time.monotonic() + params.max_seconds)
     rng = np.random.default_rng(seed)
     lo, hi = case.lo, case.hi
     pts = np.concatenate([((lo + hi) / 2)[None], rng.uniform(lo, hi, (params.samples, lo.size))])
-    found = try_points(net, case, pts, check)
+    found = try_points(net, case, pts, check, forward)
     if found is not None or time.monotonic() > deadline:
         return found
     C, d, group = stacked_spec(case)
-    margin = disjunct_margin(net.forward(pts), C, d, group, len(case.disjuncts))
+    margin = disjunct_margin(_outputs(net, forward, pts), C, d, group, len(case.disjuncts))
     starts = pts[np.argsort(margin)[: params.pgd_restarts]]
-    adv = _pgd(net, case, starts, params.pgd_steps, deadline)
-    return try_points(net, case, adv, check)
+    adv = _pgd(net, case, starts, params.pgd_steps, deadline, forward)
+    return try_points(net, case, adv, check, forward)

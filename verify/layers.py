@@ -91,17 +91,19 @@ def chain_to_network(prims: list[Primitive], input_shape: tuple[int, ...]) -> Ne
     weights: list[np.ndarray] = []
     biases: list[np.ndarray] = []
     names: list[str] = []
-    W, b, name = np.eye(n), np.zeros(n), []
+    # W None stands for the identity (composing with an explicit eye costs O(n^3) for nothing)
+    W: np.ndarray | None = None
+    b, name = np.zeros(n), []
     for p in prims:
         if isinstance(p, Affine):
-            W, b = p.W @ W, p.W @ b + p.b
+            W, b = (p.W.copy() if W is None else p.W @ W), p.W @ b + p.b
             name.append(p.name)
         else:
-            weights.append(W)
+            weights.append(np.eye(b.shape[0]) if W is None else W)
             biases.append(b)
             names.append("+".join(name) or "identity")
-            W, b, name = np.eye(W.shape[0]), np.zeros(W.shape[0]), []
-    weights.append(W)
+            W, b, name = None, np.zeros(b.shape[0]), []
+    weights.append(np.eye(b.shape[0]) if W is None else W)
     biases.append(b)
     names.append("+".join(name) or "identity")
     return Network(tuple(weights), tuple(biases), tuple(input_shape), tuple(names))
