@@ -9,7 +9,8 @@ turning repeats into no-op resumes.
     python benchmarks/zoo_and_evaluate.py            # full: 3 models, 3 evaluate runs
     python benchmarks/zoo_and_evaluate.py --quick    # 1 evaluate run
 
-Writes benchmarks/results/zoo_and_evaluate.json and prints a table. There is no peer tool for
+Writes benchmarks/results/zoo_and_evaluate.json (``_quick.json`` with ``--quick``) and prints a
+table. There is no peer tool for
 this measurement (it times this package's own zoo and CLI), so no ratios are reported.
 """
 
@@ -139,8 +140,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one evaluate run instead of three")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--out", type=Path, help=f"default: {RESULTS.name} (_quick with --quick)")
     args = parser.parse_args()
+    if args.out is None:  # a quick run never overwrites the full run's numbers
+        args.out = RESULTS.with_name(f"{RESULTS.stem}_quick.json") if args.quick else RESULTS
     repeats = 1 if args.quick else args.repeats
     info = machine()
     with tempfile.TemporaryDirectory(prefix="rbl-bench-cache-") as cache:

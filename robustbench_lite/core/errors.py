@@ -88,6 +88,10 @@ class SuiteError(RobustbenchLiteError, ValueError):
     """A suite file that does not follow the schema (message carries path and line)."""
 
 
+class RecipeError(RobustbenchLiteError, ValueError):
+    """A training recipe that does not follow its schema (message carries file, line, key)."""
+
+
 class ExecutorError(RobustbenchLiteError):
     """An executor cannot start (Ray missing or unreachable, model not picklable, ...)."""
 

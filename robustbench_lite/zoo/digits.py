@@ -1,4 +1,8 @@
-"""Zoo models on scikit-learn's 8x8 digits: an MLP (for the verifier), a CNN and a PGD-trained CNN."""
+"""Zoo models on scikit-learn's 8x8 digits: an MLP (for the verifier), a CNN and a PGD-trained CNN.
+
+``digits-cnn-at`` is a training recipe (:mod:`robustbench_lite.training.recipe`), trained by
+the same code as ``robustbench-lite train examples/recipes/digits-cnn-pgd-at.yaml``.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +13,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from robustbench_lite.training.loop import accuracy, train_classifier
 from robustbench_lite.zoo import ZooEntry, register_zoo_model
-from robustbench_lite.zoo.training import accuracy, pgd_linf_for_training, train_classifier
 
 __all__: list[str] = []
 
@@ -60,19 +64,30 @@ def _trainer(recipe: Mapping[str, Any]) -> Any:
             epochs=recipe["epochs"],
             lr=recipe["lr"],
             batch_size=recipe["batch_size"],
-            adv_eps=recipe.get("adv_eps", 0.0),
-            adv_steps=recipe.get("adv_steps", 10),
         )
-        out = {
+        return {
             "clean_accuracy": accuracy(net, x_te, y_te),
             "train_accuracy": accuracy(net, x_tr, y_tr),
         }
-        if recipe.get("adv_eps"):
-            x_adv = pgd_linf_for_training(
-                net, x_te, y_te, eps=recipe["adv_eps"], steps=20, bounds=(0.0, 1.0)
-            )
-            out["pgd20_accuracy"] = accuracy(net, x_adv, y_te)
-        return out
+
+    return train
+
+
+def _recipe_trainer(recipe: Mapping[str, Any]) -> Any:
+    """Train by a training recipe (the ``robustbench-lite train`` path)."""
+
+    def train(net: nn.Module) -> dict[str, float]:
+        from robustbench_lite.training.recipe import parse_recipe
+        from robustbench_lite.training.run import load_recipe_data, train_recipe
+
+        parsed = parse_recipe(dict(recipe), "zoo recipe")
+        with _one_thread():
+            data = load_recipe_data(parsed)
+            result = train_recipe(parsed, net, data=data)
+            return {
+                **result.metrics,
+                "train_accuracy": accuracy(net, data.x_train, data.y_train),
+            }
 
     return train
 
@@ -105,13 +120,39 @@ _entry(
     batch_size=64,
 )
 _entry("digits-cnn", "2-conv CNN on 8x8 digits", digits_cnn, epochs=30, lr=1e-2, batch_size=64)
-_entry(
+#: The recipe of ``zoo:digits-cnn-at``: ``examples/recipes/digits-cnn-pgd-at.yaml`` holds the same.
+DIGITS_CNN_AT_RECIPE: dict[str, Any] = {
+    "arch": "robustbench_lite.zoo.digits:digits_cnn",
+    "data": "digits",
+    "seed": 0,
+    "epochs": 30,
+    "batch_size": 64,
+    "optimizer": {"name": "adam", "lr": 0.01},
+    "schedule": "one-cycle",
+    "trainer": {"name": "pgd-at", "threat": "linf:0.1", "steps": 10},
+}
+
+
+def _recipe_entry(name: str, description: str, build: Any, recipe: Mapping[str, Any]) -> None:
+    from robustbench_lite.training.recipe import parse_recipe
+
+    canonical = parse_recipe(dict(recipe), f"zoo:{name} recipe").canonical()
+    register_zoo_model(
+        ZooEntry(
+            name,
+            description,
+            build,
+            _recipe_trainer(canonical),
+            canonical,
+            DIGITS_MODEL,
+            data="digits",
+        )
+    )
+
+
+_recipe_entry(
     "digits-cnn-at",
     "2-conv CNN on 8x8 digits, PGD-10 adversarial training at linf 0.1",
     digits_cnn,
-    epochs=30,
-    lr=1e-2,
-    batch_size=64,
-    adv_eps=0.1,
-    adv_steps=10,
+    DIGITS_CNN_AT_RECIPE,
 )

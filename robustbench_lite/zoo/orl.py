@@ -19,8 +19,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from robustbench_lite.training.loop import accuracy
 from robustbench_lite.zoo import ZooEntry, register_zoo_model
-from robustbench_lite.zoo.training import accuracy
 
 __all__: list[str] = []
 

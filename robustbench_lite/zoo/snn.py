@@ -21,9 +21,9 @@ import torch
 from torch import nn
 
 from robustbench_lite.core.model import Model
+from robustbench_lite.training.loop import accuracy, train_classifier
 from robustbench_lite.worlds.snn import LIF, SpikingNet, Surrogate, set_surrogate, with_surrogate
 from robustbench_lite.zoo import ZooEntry, register_zoo_model
-from robustbench_lite.zoo.training import accuracy, train_classifier
 
 __all__: list[str] = []
 

@@ -12,7 +12,7 @@ import torch
 
 import robustbench_lite as rbl
 from robustbench_lite import zoo
-from robustbench_lite.zoo.training import accuracy
+from robustbench_lite.training.loop import accuracy
 
 DIGITS = ("digits-mlp", "digits-cnn", "digits-cnn-at")
 
@@ -44,7 +44,11 @@ def test_adversarial_training_buys_robustness(digits: tuple[torch.Tensor, torch.
     plain = pgd(rbl.load_model("zoo:digits-cnn"), x, y, "linf:0.1")
     robust_model = rbl.load_model("zoo:digits-cnn-at")
     robust = pgd(robust_model, x, y, "linf:0.1")
-    assert robust_model.meta["recipe"]["adv_eps"] == 0.1
+    assert robust_model.meta["recipe"]["trainer"] == {
+        "name": "pgd-at",
+        "threat": "linf:0.1",
+        "steps": 10,
+    }
     assert robust.robust_accuracy >= 0.7
     assert robust.robust_accuracy >= plain.robust_accuracy + 0.2
 
