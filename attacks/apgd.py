@@ -60,12 +60,16 @@ def apgd_start(x: torch.Tensor, norm: Norm, eps: float, generator: torch.Generat
 def _loss_grad(
     model: Model, x_adv: torch.Tensor, y: torch.Tensor, t: torch.Tensor | None, loss_fn: LossFn
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(per-sample loss (N,), its input gradient, logits of the real model (N, C))."""
+    """(per-sample loss (N,), its input gradient, logits of the real model (N, C)).
+
+    For a randomized model the logits are those of its gradient view (e.g. averaged over EOT
+    draws): one random pass of the real model would let a lucky draw stop the attack early.
+    """
     x_in = x_adv.detach().requires_grad_(True)
     logits = model.differentiable(x_in)
     loss = loss_fn(logits, y, t)
     (grad,) = torch.autograd.grad(loss.sum(), x_in)
-    if model.surrogate is not None:
+    if model.surrogate is not None and not model.randomized:
         with torch.no_grad():
             logits = model(x_adv)
     return loss.detach(), grad.detach(), logits.detach()

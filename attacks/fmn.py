@@ -135,7 +135,7 @@ class FMN(Attack):
             loss = margin(logits, y, t)
             (grad,) = torch.autograd.grad(loss.sum(), d)
             with torch.no_grad():
-                if model.surrogate is not None:
+                if model.surrogate is not None and not model.randomized:  # else: EOT view
                     logits = model(x + d)
                 is_adv = logits.argmax(dim=1) == t if t is not None else logits.argmax(dim=1) != y
                 d_norm = _norm(delta, norm)

@@ -14,12 +14,14 @@ from typing import Any
 
 import torch
 
-from robustbench_lite.core.attack import Attack, AttackOutput
+from robustbench_lite.core.attack import Attack, AttackOutput, judge
 from robustbench_lite.core.errors import ParameterError
 from robustbench_lite.core.model import Model
 from robustbench_lite.core.registry import create_attack, register_attack
 from robustbench_lite.core.threat import ThreatModel
 from robustbench_lite.core.types import Goal, Inputs, Norm, require_tensor
+
+from ._eot import adaptive_plan, zero_gradient_fraction
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +32,10 @@ MEMBERS: tuple[tuple[str, Mapping[str, Any]], ...] = (
     ("fmn", {"steps": 100}),
     ("square", {"n_queries": 1000}),
 )
+#: EOT-PGD (Athalye et al. 2018, section 4.3), run first on randomized models: unlike APGD,
+#: which keeps a sample's first break, PGD keeps ascending for all steps, so its points succeed
+#: in most random draws rather than in about half (measured on resize_pad(0.8), digits-cnn).
+EOT_PGD: Mapping[str, Any] = {"steps": 100}
 #: Members that only query the model's outputs: their breaks hint at gradient masking.
 BLACK_BOX = frozenset({"square", "fb_boundary"})
 _BUDGET_KEYS = ("steps", "n_queries")
@@ -52,37 +58,61 @@ def run_members(
     threat: ThreatModel,
     target: torch.Tensor | None,
     generator: torch.Generator,
+    *,
+    exact: Model | None = None,
 ) -> AttackOutput:
     """Run ``members`` in order on the still-robust samples; keep each sample's first break.
+
+    With ``exact`` (the real defended model with its own gradients, when ``model`` carries a
+    BPDA surrogate), the first member runs on ``exact`` before all members run on ``model``;
+    its metrics carry the suffix ``_exact``.
 
     Returns the candidate points (N, ...) and metrics: ``broken_by_<member>`` counts,
     ``robust_after_<member>`` counts, ``seconds_<member>``, the first member's
     ``loss_not_increased``, and ``warning`` / ``warning_text`` when a black-box member broke
     samples that the white-box members before it did not (possible gradient masking).
+    A randomized model's clean breaks are judged over its draws (``core.attack.judge``) and
+    counted, but every sample is attacked (a clean break can be a lucky draw), and every sample
+    keeps the first member's point on ``model`` as a fallback candidate (a deterministic model
+    keeps the clean input): a point that breaks the model in about half of the draws is judged
+    broken by the member only about half the time, and the final re-check deserves to see it.
+    Measured on resize_pad(0.8), zoo:digits-cnn, 200 test digits, linf 0.1: robust accuracy
+    0.475 without these two rules, 0.38 with them (EOT-PGD alone, 100 steps: 0.40).
     """
     best = x.detach().clone()
     with torch.no_grad():
-        broken = threat.is_success(model.logits(x), y, target).to(x.device)
+        broken, _ = judge(model, x, lambda z: threat.is_success(z, y, target))
+        broken = broken.to(x.device)
     metrics: dict[str, Any] = {"broken_clean": int(broken.sum())}
-    for name, params in members:
+    if model.randomized:  # a clean break may be a lucky draw: attack every sample
+        broken = torch.zeros_like(broken)
+    runs: list[tuple[str, str, Mapping[str, Any], Model]] = []
+    if exact is not None and members:
+        runs.append((f"{members[0][0]}_exact", members[0][0], members[0][1], exact))
+    runs += [(name, name, params, model) for name, params in members]
+    fallback = False
+    for key, name, params, target_model in runs:
         todo = (~broken).nonzero()[:, 0]
-        key = name
         if not len(todo):
             metrics[f"broken_by_{key}"] = 0
             continue
         attack = create_attack(name, **params)
         t = target[todo] if target is not None else None
-        r = attack(model, x[todo], y[todo], threat, target=t, generator=generator)
+        r = attack(target_model, x[todo], y[todo], threat, target=t, generator=generator)
         hit = r.success.to(x.device)
+        if model.randomized and not fallback and target_model is model:  # see the docstring
+            best[todo] = r.x_adv.to(x.dtype)
+            fallback = True
         best[todo[hit]] = r.x_adv[hit].to(x.dtype)
         broken[todo[hit]] = True
         metrics[f"broken_by_{key}"] = int(hit.sum())
         metrics[f"robust_after_{key}"] = int((~broken).sum())
         metrics[f"seconds_{key}"] = round(r.elapsed_s, 3)
-        if "loss_not_increased" in r.metrics and "loss_not_increased" not in metrics:
-            metrics["loss_not_increased"] = r.metrics["loss_not_increased"]
+        stalled = "loss_not_increased" + key.removeprefix(name)
+        if "loss_not_increased" in r.metrics and stalled not in metrics:
+            metrics[stalled] = r.metrics["loss_not_increased"]
         log.info(
-            "standard: %s broke %d, %d still robust", name, int(hit.sum()), int((~broken).sum())
+            "standard: %s broke %d, %d still robust", key, int(hit.sum()), int((~broken).sum())
         )
     black = sum(v for k, v in metrics.items() if k.removeprefix("broken_by_") in BLACK_BOX)
     metrics["warning"] = bool(black)
@@ -126,9 +156,22 @@ class Standard(Attack):
     * No FAB-T: in AutoAttack's own runs FAB-T broke 0 samples at every setting logged while
       taking about 40% of AutoAttack's time (70 of 151 s at linf 0.05, 19 of 51 s at linf 0.2).
 
+    Adaptive attacks on input-transform defenses (``attacks/_eot.py``; Athalye, Carlini and
+    Wagner 2018, arXiv 1802.00420): when the model declares a defense whose gradient is useless
+    (:attr:`Model.defenses`), the members take gradients from its BPDA surrogate, and APGD-CE
+    first runs once on the real model's own gradients (``broken_by_apgd_ce_exact``), since a
+    BPDA approximation can be weaker than a true gradient where one exists; when a defense is
+    random, gradients are averaged over ``eot_samples`` draws (EOT), EOT-PGD (100 steps) runs
+    before the members, and success is judged over the model's repeated passes. The result's
+    ``adaptive`` / ``adaptive_text`` say which and why ("BPDA+EOT used because ...");
+    ``zero_gradient_fraction`` is the fraction of samples whose input gradient through the
+    real defended model is zero, and ``masking`` / ``masking_text`` flag it (gradient masking
+    suspected) when that is at least half.
+
     Args:
         scale: multiplies every member's step / query budget (1.0 is the measured setting;
             lower values only for quick smoke runs).
+        eot_samples: draws per gradient for random defenses (EOT); unused otherwise.
 
     Shape: x (N, ...) in the model's bounds; y (N,); targets (N,) for targeted goals.
 
@@ -143,11 +186,20 @@ class Standard(Attack):
     )
     quick_params = {"scale": 0.05}
     scale: float = 1.0
+    eot_samples: int = 10
 
     def __post_init__(self) -> None:
         if not 0.0 < self.scale <= 10.0:
             raise ParameterError(
                 "scale", f"{self.scale} must lie in (0, 10]; 1.0 is the measured setting"
+            )
+        if (
+            isinstance(self.eot_samples, bool)
+            or not isinstance(self.eot_samples, int)
+            or not 1 <= self.eot_samples <= 1000
+        ):
+            raise ParameterError(
+                "eot_samples", f"{self.eot_samples!r} must be an integer in 1..1000, e.g. 10"
             )
 
     def run(
@@ -162,4 +214,24 @@ class Standard(Attack):
     ) -> AttackOutput:
         x = require_tensor(x, self.name)
         members = [(name, scaled(params, self.scale)) for name, params in MEMBERS]
-        return run_members(members, model, x, y, threat, target, generator)
+        if not model.defenses:  # an undefended model: the plain ensemble
+            return run_members(members, model, x, y, threat, target, generator)
+        plan = adaptive_plan(model, self.eot_samples)
+        if model.randomized:  # EOT-PGD first: it keeps ascending after a first (noisy) break
+            members = [("pgd", scaled(EOT_PGD, self.scale)), *members]
+        out = run_members(members, plan.model, x, y, threat, target, generator, exact=plan.exact)
+        metrics = dict(out.metrics)
+        metrics["adaptive"] = plan.label
+        metrics["adaptive_text"] = plan.reason
+        zero = zero_gradient_fraction(model, x, y)
+        metrics["zero_gradient_fraction"] = zero
+        metrics["masking"] = zero >= 0.5
+        if zero >= 0.5:
+            rough = ", ".join(d.name for d in model.defenses if not d.differentiable) or "a defense"
+            metrics["masking_text"] = (
+                f"gradient masking suspected: the defended model's own input gradient is zero "
+                f"for at least half of the samples ({rough}; see zero_gradient_fraction); "
+                f"plain gradient attacks overstate its "
+                f"robustness, so this result uses {plan.label} gradients"
+            )
+        return AttackOutput(out.x_adv, metrics=metrics)

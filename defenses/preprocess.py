@@ -12,43 +12,23 @@ Attacks take gradients from the surrogate; success is always judged on the real 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from functools import partial
 
 import torch
-from torch import nn
 
 from robustbench_lite.core.defense import Defense
 from robustbench_lite.core.errors import ParameterError
 from robustbench_lite.core.model import Model
 from robustbench_lite.core.registry import register_defense
 
+from ._transform import defend, from_unit, to_unit
 
-class _Squeeze(nn.Module):
-    """Round inputs in ``[lo, hi]`` to ``2**bits`` levels; ``straight_through`` keeps gradients."""
 
-    def __init__(self, model: Model, bits: int, straight_through: bool) -> None:
-        super().__init__()
-        self.inner = model.net
-        self.bits = bits
-        self.lo, self.hi = model.bounds
-        self.mean, self.std = model.mean, model.std
-        self.straight_through = straight_through
-
-    def squeeze(self, x: torch.Tensor) -> torch.Tensor:
-        levels = 2**self.bits - 1
-        unit = (x - self.lo) / (self.hi - self.lo)
-        q = torch.round(unit.clamp(0, 1) * levels) / levels * (self.hi - self.lo) + self.lo
-        return x + (q - x).detach() if self.straight_through else q
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.squeeze(x)
-        if self.mean is not None and self.std is not None:
-            shape = (1, -1) + (1,) * (x.dim() - 2)
-            mean = torch.as_tensor(self.mean, dtype=x.dtype, device=x.device).reshape(shape)
-            x = (x - mean) / torch.as_tensor(self.std, dtype=x.dtype, device=x.device).reshape(
-                shape
-            )
-        return self.inner(x)
+def squeeze(x: torch.Tensor, lo: float, hi: float, *, bits: int) -> torch.Tensor:
+    """``x`` (N, ...) in ``[lo, hi]`` rounded to ``2**bits`` evenly spaced levels (same shape)."""
+    levels = 2**bits - 1
+    return from_unit(torch.round(to_unit(x, lo, hi).clamp(0, 1) * levels) / levels, lo, hi)
 
 
 @register_defense("bit_depth")
@@ -78,21 +58,12 @@ class BitDepth(Defense):
             raise ParameterError("bits", f"{self.bits!r} must be an integer in 1..16")
 
     def apply(self, model: Model) -> Model:
-        """The defended model: squeeze, then the original normalization and network."""
-        base = model.differentiable
-        surrogate = replace(
-            base,
-            net=_Squeeze(base, self.bits, straight_through=True),
-            mean=None,
-            std=None,
-            surrogate=None,
-            name=f"{base.name}+bit_depth({self.bits})/bpda",
-        )
-        return replace(
+        """The defended model: squeeze, then the original normalization and network; its
+        surrogate squeezes in the forward pass with the identity as backward (BPDA)."""
+        return defend(
             model,
-            net=_Squeeze(model, self.bits, straight_through=False),
-            mean=None,
-            std=None,
-            surrogate=surrogate,
-            name=f"{model.name}+bit_depth({self.bits})",
+            partial(squeeze, bits=self.bits),
+            f"bit_depth({self.bits})",
+            random=False,
+            differentiable=False,
         )

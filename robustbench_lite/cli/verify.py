@@ -5,8 +5,11 @@
 writes the VNN-COMP result file (the verdict, then ``((X_0 v) ... (Y_0 v) ...)`` for sat).
 ``robustbench-lite verify --model zoo:digits-mlp --threat linf:0.01 --n 20`` verifies local
 robustness of dataset samples (``--data``, else the model's own data, else digits) and prints
-the verified / falsified / unknown fractions. The input shape comes from the model's file, else
-the data's samples, else ``--input-shape``; without one the run stops (exit 2), never a verdict.
+the verified / falsified / unknown fractions; ``--verifier NAME`` (default ``smt``) and
+``--param KEY=VALUE`` choose another verifier, e.g. ``--verifier smoothing --param sigma=0.25``,
+whose further values (certified accuracy at radii, abstentions) follow. The input shape comes
+from the model's file, else the data's samples, else ``--input-shape``; without one the run
+stops (exit 2), never a verdict.
 
 ``--timeout`` is a positive, finite number of seconds (at most a week) and covers the whole
 VNN-COMP run: loading the network, reading the property and deciding it. The network is loaded
@@ -29,15 +32,20 @@ from robustbench_lite.cli._common import (
     check_report_path,
     load_model_from_args,
     model_and_data,
+    parse_params,
     positive_int,
 )
+from robustbench_lite.cli._values import values_line
 from robustbench_lite.core.errors import RobustbenchLiteError
 from robustbench_lite.core.verifier import DEFAULT_TIMEOUT_S
 
 NAME = "verify"
 HELP = (
-    "verify a VNNLIB property of an ONNX network, or robustness of dataset samples (smt verifier)"
+    "verify a VNNLIB property of an ONNX network (smt), or robustness of dataset samples "
+    "(--verifier, default smt)"
 )
+#: The verifier of the VNN-COMP mode and the default of the dataset mode.
+DEFAULT_VERIFIER = "smt"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -60,6 +68,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         f"(default: {DEFAULT_TIMEOUT_S:g})",
     )
     p.add_argument("--workers", type=positive_int, default=2, help="worker processes (default: 2)")
+    p.add_argument(
+        "--verifier",
+        default=DEFAULT_VERIFIER,
+        metavar="NAME",
+        help="dataset mode: verifier name (see `robustbench-lite list verifiers`; default: "
+        f"{DEFAULT_VERIFIER})",
+    )
+    p.add_argument(
+        "--param",
+        action="append",
+        metavar="KEY=VALUE",
+        help="dataset mode: verifier hyperparameter, e.g. --param sigma=0.25; repeatable",
+    )
     p.add_argument("--out", metavar="RESULT.txt", help="write the VNN-COMP result file here")
     p.add_argument("--report", metavar="PATH", help="dataset mode: write the JSON report here")
 
@@ -106,6 +127,12 @@ def run(args: argparse.Namespace) -> int:
     if args.network or args.property:
         if not (args.network and args.property) or args.model:
             raise RobustbenchLiteError("VNN-COMP mode takes NET.onnx PROP.vnnlib (and no --model)")
+        name = getattr(args, "verifier", DEFAULT_VERIFIER)
+        if name != DEFAULT_VERIFIER or getattr(args, "param", None):
+            raise RobustbenchLiteError(
+                f"VNN-COMP mode runs the {DEFAULT_VERIFIER} verifier; --verifier and --param are "
+                "for dataset mode (--model SPEC --threat SPEC)"
+            )
         return _run_vnnlib(args)
     if not args.model or not args.threat:
         raise RobustbenchLiteError(
@@ -214,13 +241,14 @@ def _finish(
 
 def _run_dataset(args: argparse.Namespace) -> int:
     from robustbench_lite.core.io import write_atomic
-    from robustbench_lite.core.registry import create_verifier
     from robustbench_lite.core.threat import ThreatModel, require_meaningful_eps
     from robustbench_lite.models.domain import input_space_record
     from robustbench_lite.report.model import CheckResult, Report, environment
     from robustbench_lite.report.values import result_values
 
     threat = ThreatModel.parse(args.threat)
+    verifier = dataset_verifier(args, threat)  # a bad name, parameter or threat: before loading
+    name = verifier.name
     model, x, y, data = model_and_data(args, load_model_from_args(args), n=args.n)
     require_meaningful_eps(threat, model.bounds, x)  # linf:30 on [0, 1] measures nothing
     if model.input_shape is None:  # a configuration problem: bad input, never a verdict
@@ -229,14 +257,13 @@ def _run_dataset(args: argparse.Namespace) -> int:
             f"{data.source} does not give it; pass --input-shape, e.g. --input-shape 1,8,8"
         )
     domain = input_space_record(model)
-    verifier = create_verifier("smt", workers=args.workers)
     res = verifier.verify(model, x, y, threat, timeout_s=args.timeout)
     values = result_values(res)
     reasons = sorted({r for r in res.reasons.values()})
     check = CheckResult(
-        id=f"smt-{threat.name}",
+        id=f"{name}-{threat.name}",
         kind="verify",
-        component="smt",
+        component=name,
         threat=threat.name,
         passed=True,
         values=values,
@@ -247,10 +274,12 @@ def _run_dataset(args: argparse.Namespace) -> int:
             "timeout_s": args.timeout,
             "unknown_reasons": reasons,
             "model_domain": domain,
+            # per sample: method, domains/boxes visited, seconds in bounds / z3 / falsification
+            "per_sample_stats": res.stats.get("per_sample", []),
         },
     )
     report = Report(
-        suite="verify:smt",
+        suite=f"verify:{name}",
         model=model.name,
         results=(check,),
         env=environment(seed=0, data=data.record(), model_domain=domain),
@@ -261,6 +290,25 @@ def _run_dataset(args: argparse.Namespace) -> int:
         f"unknown {values['unknown_fraction']:.3f}  of {len(y)} samples"
         + (f"; unknown: {'; '.join(reasons)}" if reasons else "")
     )
+    shown = ("verified_fraction", "falsified_fraction", "unknown_fraction")
+    more = values_line(values, skip=shown)
+    if more:  # e.g. smoothing's certified_accuracy@R and abstain_fraction
+        print(more)
     if args.report:
         write_atomic(args.report, report.to_json())
     return 0
+
+
+def dataset_verifier(args: argparse.Namespace, threat: Any) -> Any:
+    """The dataset mode's verifier: ``--verifier`` with its ``--param`` values (``--workers``
+    for one that takes ``workers``), checked against ``threat``; bad input raises one line."""
+    from robustbench_lite.core.registry import VERIFIERS, create_verifier
+    from robustbench_lite.core.threat import require_supported
+
+    name = getattr(args, "verifier", DEFAULT_VERIFIER)
+    params = parse_params(getattr(args, "param", None))
+    if "workers" in [p.name for p in VERIFIERS.params(name)]:  # also an unknown-name error
+        params.setdefault("workers", args.workers)
+    verifier = create_verifier(name, **params)
+    require_supported("verifier", name, getattr(verifier, "supports", None), threat)
+    return verifier

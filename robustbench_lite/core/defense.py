@@ -11,7 +11,15 @@ from robustbench_lite.core.model import Model
 
 
 class Defense(ABC):
-    """An input defense that wraps a model, e.g. bit-depth reduction; returns a new Model."""
+    """An input defense that wraps a model, e.g. bit-depth reduction; returns a new Model.
+
+    The defended model records the defense in :attr:`Model.defenses` (an
+    :class:`~robustbench_lite.core.model.AppliedDefense`: whether it is random, whether its
+    gradient is usable) and, for a defense with useless gradients, carries a BPDA surrogate in
+    :attr:`Model.surrogate`; ``standard`` reads both to choose BPDA / EOT, and a random model is
+    judged over :attr:`Model.draws` forward passes. Input transforms in ``defenses/`` build all
+    of this with ``defenses/_transform.py:defend``.
+    """
 
     name: ClassVar[str] = "defense"
 

@@ -19,6 +19,25 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
+class AppliedDefense:
+    """One input defense a :class:`Model` carries, as attacks and reports need to know it.
+
+    Args:
+        name: display name with its parameters, e.g. ``"median(3)"``.
+        random: forward passes draw random numbers (e.g. random resize-and-pad); the model is
+            then judged over repeated passes (:attr:`Model.draws`) and attacks average
+            gradients over draws (EOT, Athalye et al. 2018).
+        differentiable: False when gradients through the defense are useless (zero almost
+            everywhere, e.g. rounding); the model's :attr:`Model.surrogate` then holds a BPDA
+            approximation (Athalye, Carlini and Wagner 2018, arXiv 1802.00420).
+    """
+
+    name: str
+    random: bool = False
+    differentiable: bool = True
+
+
+@dataclass(frozen=True)
 class Model:
     """A classifier as the testbench sees it.
 
@@ -38,6 +57,12 @@ class Model:
         default_threats: threat specs that ``robustbench-lite evaluate`` uses for this model.
         vocab: the vocabulary object of a text model whose inputs are token ids (N, L).
         meta: free-form provenance (zoo recipe, clean accuracy, checkpoint hash, ...).
+        defenses: the input defenses wrapped into ``net`` (outermost last); see
+            :class:`AppliedDefense`. A model with a random one is :attr:`randomized`.
+        draws: forward passes over which a randomized model is judged (clean correctness and
+            attack success); unused for deterministic models, which are judged on one pass.
+        draw_fraction: a randomized model's prediction property (correct, or attack goal met)
+            counts for a sample when it holds in at least this fraction of ``draws`` passes.
     """
 
     net: nn.Module
@@ -51,6 +76,9 @@ class Model:
     default_threats: tuple[str, ...] = ()
     vocab: Any = None
     meta: Mapping[str, Any] = field(default_factory=dict)
+    defenses: tuple[AppliedDefense, ...] = ()
+    draws: int = 10
+    draw_fraction: float = 0.5
 
     def __post_init__(self) -> None:
         lo, hi = self.bounds
@@ -60,6 +88,12 @@ class Model:
             raise DataError("model normalization needs both mean and std, or neither")
         if self.std is not None and any(s <= 0 for s in self.std):
             raise DataError(f"model std {self.std!r}: every entry must be > 0")
+        if isinstance(self.draws, bool) or not isinstance(self.draws, int) or self.draws < 1:
+            raise DataError(f"model draws {self.draws!r}: pass an integer >= 1, e.g. 10")
+        if not 0.0 < self.draw_fraction <= 1.0:
+            raise DataError(
+                f"model draw_fraction {self.draw_fraction!r}: pass a fraction in (0, 1], e.g. 0.5"
+            )
         self.net.eval()
 
     # ------------------------------------------------------------------ forward
@@ -149,6 +183,11 @@ class Model:
         return logits
 
     # ------------------------------------------------------------------ views
+    @property
+    def randomized(self) -> bool:
+        """True when a defense draws random numbers in the forward pass (judged over draws)."""
+        return any(d.random for d in self.defenses)
+
     @property
     def differentiable(self) -> Model:
         """The model to take gradients from: the surrogate if there is one, else self."""

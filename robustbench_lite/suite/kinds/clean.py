@@ -7,9 +7,11 @@ from typing import Any
 
 import torch
 
+from robustbench_lite.core.attack import judged_clean
 from robustbench_lite.core.model import Model
+from robustbench_lite.core.types import Inputs
 from robustbench_lite.report.values import clean_values
-from robustbench_lite.suite.cells import Cell, CellContext
+from robustbench_lite.suite.cells import Cell, CellContext, cell_seed
 from robustbench_lite.suite.kinds.base import CellPayload, CheckKind, flat, register_kind
 from robustbench_lite.suite.model_spec import Check
 
@@ -29,11 +31,12 @@ class CleanKind(CheckKind):
         check: Check,
         cell: Cell,
         model: Model,
-        x: torch.Tensor,
+        x: Inputs,
         y: torch.Tensor,
     ) -> dict[str, Any]:
-        pred = model.logits(x).argmax(dim=1).cpu()
-        return {"clean_correct": (pred == y).tolist(), "pred": pred.tolist()}
+        # a randomized model: correct in at least draw_fraction of its draws (seeded per cell)
+        correct, pred = judged_clean(model, x, y, seed=cell_seed(ctx.seed, check.id, cell.shard))
+        return {"clean_correct": correct.cpu().tolist(), "pred": pred.cpu().tolist()}
 
     def cell_values(self, payload: Mapping[str, Any]) -> dict[str, Any]:
         return clean_values(payload["clean_correct"])

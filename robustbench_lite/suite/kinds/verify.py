@@ -1,5 +1,10 @@
 """The verify check: fractions of samples proven robust (``verify: smt``), and the soundness
-cross-check against every comparable attack check of the same run."""
+cross-check against every comparable attack check of the same run.
+
+``verify: smoothing`` (randomized-smoothing certificates, Cohen et al. 2019) also reports the
+certified accuracy at its ``radii`` (``certified_accuracy@0.5``, ...) and keeps per-sample radii
+in the detail for the HTML figure (:mod:`robustbench_lite.report.certified`); its certificates
+are about the smoothed classifier, so attacks on the model itself are not compared with them."""
 
 from __future__ import annotations
 
@@ -12,7 +17,8 @@ import torch
 
 from robustbench_lite.core.model import Model
 from robustbench_lite.core.registry import VERIFIERS, Registry, create_verifier
-from robustbench_lite.core.types import Goal, Norm
+from robustbench_lite.core.types import Goal, Inputs, Norm
+from robustbench_lite.report.certified import certified_values
 from robustbench_lite.report.model import CheckResult
 from robustbench_lite.report.values import verify_values
 from robustbench_lite.suite.cells import Cell, CellContext
@@ -21,6 +27,7 @@ from robustbench_lite.suite.kinds.base import (
     CheckKind,
     check_kind,
     flat,
+    one_tensor,
     register_kind,
 )
 from robustbench_lite.suite.model_spec import Check
@@ -59,22 +66,37 @@ class VerifyKind(CheckKind):
             params = {k: v for k, v in params.items() if k != "timeout_s"}
         return params, timeout
 
+    def quick(self, check: Check) -> Check:
+        """The check with its verifier's ``quick_params`` (``smoothing``: fewer noise draws); a
+        number the check sets lower already is kept."""
+        if check.component is None:
+            return check
+        params = check.param_dict
+        quick = getattr(VERIFIERS.get(check.component), "quick_params", {})
+        for key, value in quick.items():
+            mine = params.get(key)
+            keep = isinstance(mine, (int, float)) and not isinstance(mine, bool) and mine < value
+            params = params if keep else {**params, key: value}
+        return replace(check, params=tuple(params.items())) if quick else check
+
     def run_cell(
         self,
         ctx: CellContext,
         check: Check,
         cell: Cell,
         model: Model,
-        x: torch.Tensor,
+        x: Inputs,
         y: torch.Tensor,
     ) -> dict[str, Any]:
         assert check.component is not None and check.threat is not None
         verifier = create_verifier(check.component, **check.param_dict)
+        x = one_tensor(x, f"verifier {check.component}")
         res = verifier.verify(model, x, y, check.threat, timeout_s=check.timeout_s)
         return {
             "status": [s.value for s in res.per_sample],
             "reasons": {str(i): str(r) for i, r in res.reasons.items()},
             "counterexamples": sorted(int(i) for i in res.counterexamples),
+            **_certified_payload(res.stats),
         }
 
     def cell_values(self, payload: Mapping[str, Any]) -> dict[str, Any]:
@@ -86,7 +108,20 @@ class VerifyKind(CheckKind):
         reasons = {
             str(c.start + int(i)): r for c, p in cells for i, r in p.get("reasons", {}).items()
         }
-        return values, {"status": status, "reasons": reasons}
+        detail: dict[str, Any] = {"status": status, "reasons": reasons}
+        if cells and all("radius" in p for _, p in cells):  # randomized-smoothing certificates
+            detail.update({k: flat(cells, k) for k in _PER_SAMPLE})
+            detail.update({k: cells[0][1][k] for k in _SETTINGS if k in cells[0][1]})
+            values["certified_accuracy"] = values["verified_fraction"]
+            values.update(
+                certified_values(
+                    detail["correct"],
+                    detail["radius"],
+                    detail["prediction"],
+                    detail.get("radii", ()),
+                )
+            )
+        return values, detail
 
     def cross_check(
         self, checks: Mapping[str, Check], results: list[CheckResult]
@@ -127,10 +162,25 @@ class VerifyKind(CheckKind):
         return out
 
 
+#: Per-sample vectors and settings a smoothing certificate's stats carry into the payload.
+_PER_SAMPLE = ("radius", "correct", "prediction")
+_SETTINGS = ("radii", "sigma", "n0", "n", "alpha", "certifies")
+
+
+def _certified_payload(stats: Mapping[str, Any]) -> dict[str, Any]:
+    """The per-sample radii, correctness and predictions of a verifier that gives certified
+    radii (``smoothing``), with its settings; empty for other verifiers."""
+    if "radius" not in stats:
+        return {}
+    return {k: list(stats[k]) for k in _PER_SAMPLE} | {k: stats[k] for k in _SETTINGS if k in stats}
+
+
 def _comparable(v: Check, a: Check) -> bool:
     """Whether attack check ``a`` cannot break what verify check ``v`` VERIFIED (see above)."""
     if a.threat is None or v.threat is None or not check_kind(a.kind).reports_breaks:
         return False
+    if not getattr(VERIFIERS.get(str(v.component)), "certifies_model", True):
+        return False  # its certificates are about another classifier (smoothing: g, not f)
     tv, ta = v.threat, a.threat
     same_defense = (v.defense.name if v.defense else None) == (
         a.defense.name if a.defense else None
