@@ -243,6 +243,8 @@ def _with_space(
             continue
         fields.update({k: v for k, v in values.items() if v is not None})
         space[item] = {"value": _plain(values, item), "source": source}
+    if "vocab" in file_meta:  # a text model's vocabulary travels with its weights
+        fields["vocab"] = file_meta["vocab"]
     if "input_shape" not in fields and shape_from_file is not None:
         fields["input_shape"] = shape_from_file
         space["input_shape"] = {"value": list(shape_from_file), "source": f"{path.name} (graph)"}
@@ -268,6 +270,8 @@ def _with_space(
     meta["input_space"] = space
     if "data" in file_meta:
         meta["data"] = {**file_meta["data"], "declared_by": f"{path.name} ({where})"}
+    if "training" in file_meta:
+        meta["training"] = file_meta["training"]
     from dataclasses import replace
 
     return replace(model, meta=meta)

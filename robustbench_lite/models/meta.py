@@ -4,7 +4,12 @@ The same JSON object travels with every format (read here, never executed)::
 
     {"bounds": [0, 1], "mean": [0.5], "std": [0.25], "input_shape": [1, 8, 8],
      "num_classes": 10, "default_threats": ["linf:0.1"],
-     "dataset": "digits"}          # or {"name": "orl", "options": {"size": [56, 46]}}
+     "dataset": "digits",          # or {"name": "orl", "options": {"size": [56, 46]}}
+     "training": {"arch": "pkg.mod:Net", "recipe_hash": "...", ...}}  # robustbench-lite train
+
+A text model (token ids in, ``Model.vocab`` set) also saves its vocabulary, the JSON form of
+:meth:`robustbench_lite.worlds.text.Vocabulary.to_dict`, under ``"vocab"``:
+``{"input_shape": [32], "num_classes": 2, "vocab": model.vocab.to_dict()}``.
 
 Where it is stored:
 
@@ -44,17 +49,21 @@ META_KEYS = (
     "num_classes",
     "default_threats",
     "dataset",
+    "training",
+    "vocab",
 )
-#: The largest metadata text read (bytes); real metadata is a few hundred.
-MAX_META_BYTES = 64 << 10
+#: The largest metadata text read (bytes); real metadata is a few hundred, a text model's
+#: vocabulary about 10 per token (a 5000-token one ~50 KB).
+MAX_META_BYTES = 4 << 20
 
 
 def parse_meta(raw: Any, where: str) -> dict[str, Any]:
     """Validate ``raw`` (a JSON text or a mapping) into Model fields plus ``data``.
 
     Returns a dict with any of ``bounds``, ``mean``, ``std``, ``input_shape``, ``num_classes``,
-    ``default_threats`` (as the :class:`Model` takes them) and ``data`` (``{"source": NAME,
-    "options": {...}}``). ``where`` names the file and place in error messages.
+    ``default_threats`` (as the :class:`Model` takes them), ``data`` (``{"source": NAME,
+    "options": {...}}``) and ``training`` (how ``robustbench-lite train`` made the weights:
+    arch, recipe hash, trainer, threat, metrics; kept in ``model.meta``, never acted on). ``where`` names the file and place in error messages.
     """
     if isinstance(raw, (bytes, str)):
         if len(raw) > MAX_META_BYTES:
@@ -128,7 +137,37 @@ def _field(key: str, value: Any, what: str) -> dict[str, Any]:
             return {"default_threats": tuple(ThreatModel.parse(v).spec() for v in value[:32])}
         except RobustbenchLiteError as exc:
             raise CheckpointError(f"{what}: {exc}") from None
+    if key == "vocab":  # a text model's Vocabulary (its to_dict form)
+        from robustbench_lite.worlds.text import Vocabulary
+
+        try:
+            return {"vocab": Vocabulary.from_dict(value, source=what)}
+        except RobustbenchLiteError as exc:
+            raise CheckpointError(str(exc)) from None
+    if key == "training":
+        return {"training": _training(value, what)}
     return {"data": _dataset(value, what)}
+
+
+def _training(value: Any, what: str) -> dict[str, Any]:
+    """How the weights were made (``robustbench-lite train``): recorded, never acted on."""
+    if not isinstance(value, Mapping) or not _record(value):
+        raise CheckpointError(
+            f"{what}: write a mapping of names to numbers, strings, lists and mappings "
+            '(robustbench-lite train writes {"arch": ..., "recipe_hash": ...})'
+        )
+    return dict(value)
+
+
+def _record(value: Any, depth: int = 0) -> bool:
+    """A small JSON-like value: at most 6 levels and 256 entries per collection."""
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        return not isinstance(value, str) or len(value) <= 4096
+    if depth >= 6 or not isinstance(value, (list, tuple, Mapping)) or len(value) > 256:
+        return False
+    if isinstance(value, Mapping):
+        return all(isinstance(k, str) and _record(v, depth + 1) for k, v in value.items())
+    return all(_record(v, depth + 1) for v in value)
 
 
 def _dataset(value: Any, what: str) -> dict[str, Any]:

@@ -104,7 +104,7 @@ def _trigger_ids(vocab: Vocabulary, trigger: str) -> list[int]:
 def _train_fn(recipe: Mapping[str, Any]) -> Any:
     def train(net: torch.nn.Module) -> dict[str, Any]:
         from robustbench_lite.datasets import mr
-        from robustbench_lite.zoo.training import accuracy, train_classifier
+        from robustbench_lite.training.loop import accuracy, train_classifier
 
         vocab = mr.vocabulary(recipe["vocab_size"])
         x, y = mr.load("train", max_len=recipe["max_len"], vocab_size=recipe["vocab_size"])

@@ -9,10 +9,11 @@ import torch
 
 from robustbench_lite.core.model import Model
 from robustbench_lite.core.registry import DETECTORS, Registry, create_detector
+from robustbench_lite.core.types import Inputs
 from robustbench_lite.report.model import jsonable
 from robustbench_lite.report.values import detect_values
 from robustbench_lite.suite.cells import Cell, CellContext
-from robustbench_lite.suite.kinds.base import CellPayload, CheckKind, register_kind
+from robustbench_lite.suite.kinds.base import CellPayload, CheckKind, one_tensor, register_kind
 from robustbench_lite.suite.model_spec import Check
 
 
@@ -39,11 +40,11 @@ class DetectKind(CheckKind):
         check: Check,
         cell: Cell,
         model: Model,
-        x: torch.Tensor,
+        x: Inputs,
         y: torch.Tensor,
     ) -> dict[str, Any]:
         assert check.component is not None
-        data = (x, y) if len(y) else None
+        data = (one_tensor(x, f"detector {check.component}"), y) if len(y) else None
         det = create_detector(check.component, **check.param_dict).scan(model, data)
         return {
             "flagged": bool(det.flagged),
