@@ -179,6 +179,9 @@ class MinimumEnergyTopK(Attack):
 
     supports = TOPK_SUPPORTS
     quick_params = {"budget": "1x10"}
+    #: reports carry l1 / l2 / linf means and medians over re-checked successes (the paper's)
+    size_norms = ("l1", "l2", "linf")
+    metric_names = ("l1_mean", "l1_median", "l2_mean", "l2_median", "linf_mean", "linf_median")
     budget: str = "1x60"
     lr: float = 0.03
     c_upper: float = 20.0

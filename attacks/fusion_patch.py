@@ -17,7 +17,13 @@ Optimisation: a texture (N or 1, 3, ``patch_px`` x ``patch_px``), random init in
 rescaled by a factor in ``scale_range`` (0.7-1.05) about its centre and colour jitter
 (brightness 0.5, contrast 0.1, saturation 0.3). Loss per scene: log(mean over EOT of the score)
 (+ optional TV). ``steps=0`` returns the random initial patch: the random-patch control with
-the same area and placement.
+the same area and placement, which every run also returns as
+``metrics["random_patch_camera"]`` (the initial texture pasted at scale 1: the same images as
+a ``steps=0`` run with the same generator), so reports show the control next to the attack.
+
+Geometry: the model's own camera (``net.camera.projection()``), or per scene
+``inputs["projection"]`` (N, 3, 4) when the data carries it (``kitti``: real calibrations
+moved to a road frame with z = 0 on the road).
 
 The returned camera image holds the patch at scale 1 without jitter; every other pixel is
 bit-identical, so the changed area is the patch's footprint, which must be at most the threat's
@@ -131,14 +137,19 @@ class FusionPatch(Attack):
         cam = inputs[key].detach()
         n, _, h, w = cam.shape
         patches = [self._placement(inputs, i) for i in range(n)]
-        p = net.camera.projection()
-        area = self._check_area(p, patches, h, w, threat)
+        proj = _projections(inputs, net, n)
+        area = self._check_area(proj, patches, h, w, threat)
         scales = torch.linspace(self.scale_range[0], self.scale_range[1], 8).tolist()
-        bank = [[patch_coordinates(p, pt.scaled(s), h, w) for s in scales] for pt in patches]
+        bank = [
+            [patch_coordinates(p, pt.scaled(s), h, w) for s in scales]
+            for p, pt in zip(proj, patches)
+        ]
         tex = torch.rand(
             1 if self.universal else n, 3, self.patch_px, self.patch_px, generator=generator
         )
-        tex = tex.to(cam).requires_grad_(True)
+        tex = tex.to(cam)
+        initial = tex.clone()
+        tex.requires_grad_(True)
         opt = torch.optim.Adam([tex], lr=self.lr, betas=(0.5, 0.9))
         sched = torch.optim.lr_scheduler.StepLR(
             opt, step_size=max(1, self.lr_step_every), gamma=self.lr_gamma
@@ -161,18 +172,21 @@ class FusionPatch(Attack):
                 tex.clamp_(0, 1)
         unit = scales.index(1.0) if 1.0 in scales else None
         coords = [
-            bank[i][unit] if unit is not None else patch_coordinates(p, patches[i], h, w)
+            bank[i][unit] if unit is not None else patch_coordinates(proj[i], patches[i], h, w)
             for i in range(n)
         ]
         with torch.no_grad():
             adv = _paste(cam, tex.detach().clamp(0, 1), coords)
             final = detection_scores(net, {**inputs, key: adv}, score_kind)
+            control = _paste(cam, initial, coords)
         return AttackOutput(
             {**inputs, key: adv},
             metrics={
                 "patch_area_fraction": area,
                 "final_score": float(final.mean()),
                 "score_kind": score_kind,
+                "strategy": self.strategy,
+                "random_patch_camera": control,
             },
         )
 
@@ -192,10 +206,17 @@ class FusionPatch(Attack):
         return rear_face_patch(cx - length / 2, cy, height / 2, self.size_m or (1.0, 1.0))
 
     def _check_area(
-        self, p: torch.Tensor, patches: list[PlanarPatch], h: int, w: int, threat: ThreatModel
+        self,
+        proj: list[torch.Tensor],
+        patches: list[PlanarPatch],
+        h: int,
+        w: int,
+        threat: ThreatModel,
     ) -> float:
         """The largest patch footprint (area fraction at scale 1); an error if above eps."""
-        areas = [float(patch_coordinates(p, pt, h, w)[1].double().mean()) for pt in patches]
+        areas = [
+            float(patch_coordinates(p, pt, h, w)[1].double().mean()) for p, pt in zip(proj, patches)
+        ]
         worst = max(areas)
         if worst > threat.eps + 1e-12:
             raise UnsupportedThreatError(
@@ -204,6 +225,20 @@ class FusionPatch(Attack):
                 f"size_m or a larger eps (e.g. 'patch:{math.ceil(worst * 100) / 100:g}@camera')"
             )
         return sum(areas) / len(areas)
+
+
+def _projections(inputs: dict[str, torch.Tensor], net: object, n: int) -> list[torch.Tensor]:
+    """Per scene, the (3, 4) projection of world (road-frame) points to pixels: the data's own
+    ``inputs["projection"]`` (N, 3, 4) when given, else the detector's camera."""
+    if "projection" in inputs:
+        p = inputs["projection"]
+        if tuple(p.shape) != (n, 3, 4):
+            raise DataError(
+                f"inputs['projection'] has shape {tuple(p.shape)}; expected ({n}, 3, 4) "
+                "matrices from road-frame points to pixels"
+            )
+        return [m.detach().cpu().double() for m in p]
+    return [net.camera.projection()] * n  # type: ignore[attr-defined]
 
 
 def _paste(

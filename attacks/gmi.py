@@ -62,6 +62,8 @@ class GMI(Attack):
 
     supports = frozenset({(Norm.NONE, Goal.TARGETED)})
     quick_params = {"iterations": 100, "restarts": 2, "gan_steps": 40, "gan_width": 8}
+    #: privacy scores of the evaluation classifier (``invert:`` checks add ``target_top1``)
+    metric_names = ("eval_top1", "eval_top5", "knn_dist")
     setting: str | None = None
     iterations: int = 1500
     restarts: int = 5

@@ -60,6 +60,8 @@ class MIFace(Attack):
 
     supports = frozenset({(Norm.NONE, Goal.TARGETED)})
     quick_params = {"max_iter": 200, "patience": 20}
+    #: privacy scores of the evaluation classifier (``invert:`` checks add ``target_top1``)
+    metric_names = ("eval_top1", "eval_top5", "knn_dist")
     setting: str | None = None
     max_iter: int = 5000
     patience: int = 100

@@ -9,6 +9,9 @@ re-checked on the real (Heaviside) model by the base class.
 
 Defaults follow the official code: FGSM one step ``eps * sign(g)``; PGD 10 steps of
 ``eps / 4`` with a uniform random start (l_inf). l2 works as in :mod:`pgd` (normalised steps).
+
+Both report the surrogate (``surrogate``, ``surrogate_alpha``) and the real network's spikes per
+sample on clean and adversarial inputs (``spikes_per_sample``, ``spikes_per_sample_adv``).
 """
 
 from __future__ import annotations
@@ -26,12 +29,14 @@ from robustbench_lite.core.types import Goal, Inputs, Norm
 from robustbench_lite.worlds.snn import SURROGATES, Surrogate, with_surrogate
 
 from ._losses import LOSSES
+from ._snn_metrics import snn_metrics
 from .fgsm import FGSM
 from .pgd import PGD
 
 _SUPPORTS = frozenset(
     (n, g) for n in (Norm.LINF, Norm.L2) for g in (Goal.UNTARGETED, Goal.TARGETED)
 )
+_METRICS = ("surrogate_alpha", "spikes_per_sample", "spikes_per_sample_adv")
 
 
 def _check(surrogate: str, alpha: float | None, loss: str) -> None:
@@ -61,6 +66,7 @@ class SNNFGSM(Attack):
     """
 
     supports = _SUPPORTS
+    metric_names = _METRICS
     surrogate: str = "pdsg"
     alpha: float | None = None
     loss: str = "ce"
@@ -77,9 +83,14 @@ class SNNFGSM(Attack):
         *,
         target: torch.Tensor | None,
         generator: torch.Generator,
-    ) -> Inputs:
-        twin = with_surrogate(model, self.surrogate, self.alpha)
-        return FGSM(loss=self.loss).run(twin, x, y, threat, target=target, generator=generator)
+    ) -> AttackOutput:
+        spec = Surrogate(self.surrogate, self.alpha)
+        twin = with_surrogate(model, spec)
+        adv = FGSM(loss=self.loss).run(twin, x, y, threat, target=target, generator=generator)
+        assert isinstance(x, torch.Tensor) and isinstance(adv, torch.Tensor)
+        seen = threat.project(x, adv, model.bounds)  # what the base class re-checks
+        assert isinstance(seen, torch.Tensor)
+        return AttackOutput(adv, metrics=snn_metrics(model, spec, x, seen))
 
 
 @register_attack("snn_pgd")
@@ -101,6 +112,7 @@ class SNNPGD(Attack):
 
     supports = _SUPPORTS
     quick_params = {"steps": 5}
+    metric_names = _METRICS
     surrogate: str = "pdsg"
     alpha: float | None = None
     steps: int = 10
@@ -127,7 +139,8 @@ class SNNPGD(Attack):
         target: torch.Tensor | None,
         generator: torch.Generator,
     ) -> AttackOutput:
-        twin = with_surrogate(model, self.surrogate, self.alpha)
+        spec = Surrogate(self.surrogate, self.alpha)
+        twin = with_surrogate(model, spec)
         pgd = PGD(
             steps=self.steps,
             restarts=self.restarts,
@@ -135,4 +148,9 @@ class SNNPGD(Attack):
             random_start=self.random_start,
             loss=self.loss,
         )
-        return pgd.run(twin, x, y, threat, target=target, generator=generator)
+        out = pgd.run(twin, x, y, threat, target=target, generator=generator)
+        assert isinstance(x, torch.Tensor) and isinstance(out.x_adv, torch.Tensor)
+        seen = threat.project(x, out.x_adv, model.bounds)  # what the base class re-checks
+        assert isinstance(seen, torch.Tensor)
+        metrics = {**out.metrics, **snn_metrics(model, spec, x, seen)}
+        return AttackOutput(out.x_adv, queries=out.queries, metrics=metrics)

@@ -18,6 +18,14 @@ area and placement (``steps=0``). Reported: toy AP at 2 m, mean detection score 
 attack's success rate is re-checked by the Attack base class on the real model.
 
     RBL_CACHE_DIR=... python benchmarks/fusion_patch.py [--n 16 --steps 150 --lr 0.05]
+    python benchmarks/fusion_patch.py --quick      # 6 scenes, 50 patch / 60 heatmap steps
+    python benchmarks/fusion_patch.py --suite-check [--quick] [--models fusion-query]
+
+``--suite-check`` runs ``builtin:fusion`` (``robustbench_lite.run_suite``) on the same scenes
+(``--n``, ``--seed``) and recomputes every attack check with this file's own scoring
+(``_scores``, the heatmap's object share, the ``steps=0`` control run as a separate attack)
+from the same generator the suite's cell used (``suite.cells.cell_seed``); it writes the
+largest difference per value to ``results/fusion_patch_suite_check[_quick].json``.
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ import torch.nn.functional as F
 
 import robustbench_lite as rbl
 from robustbench_lite.core.io import write_atomic
+from robustbench_lite.datasets.fusion_world import pack_boxes
 from robustbench_lite.report.model import environment
 from robustbench_lite.worlds.fusion_world import (
     make_scenes,
@@ -135,6 +144,77 @@ def patch_part(
     return out
 
 
+def heatmap_share(heat: torch.Tensor, scenes: list[Any]) -> dict[str, float]:
+    """The heatmap's object mass share, object area share and lift, as :func:`heatmap_part`."""
+    objects = torch.stack([object_pixels(s) for s in scenes]).float()
+    objects = F.max_pool2d(objects[:, None], 3, stride=1, padding=1)[:, 0] > 0
+    on_obj = (heat * objects).flatten(1).sum(1) / heat.flatten(1).sum(1).clamp_min(1e-12)
+    share = objects.float().flatten(1).mean(1)
+    return {
+        "heatmap_object_share": float(on_obj.mean()),
+        "heatmap_object_area": float(share.mean()),
+        "heatmap_object_lift": float((on_obj / share).mean()),
+    }
+
+
+def suite_check(args: argparse.Namespace) -> dict[str, Any]:
+    """``builtin:fusion`` against this file's scoring on the same scenes and generators."""
+    from dataclasses import replace
+
+    from robustbench_lite.suite.cells import cell_seed
+    from robustbench_lite.suite.runner import resolve_checks
+    from robustbench_lite.suite.schema import load_suite
+
+    suite = load_suite("builtin:fusion")
+    options = {**dict(suite.data.options), "seed": args.seed}
+    suite = replace(suite, data=replace(suite.data, n=args.n, options=tuple(options.items())))
+    x, scenes = make_scenes(args.n, seed=args.seed)
+    x["boxes"] = pack_boxes(scenes)  # as fusion-world gives them: the `fusion` attack reads them
+    y = torch.ones(args.n, dtype=torch.long)
+    out: dict[str, Any] = {}
+    for name in args.models:
+        model = rbl.load_model(f"zoo:{name}")
+        start = time.perf_counter()
+        report = rbl.run_suite(suite, model, quick=args.quick)
+        suite_s = time.perf_counter() - start
+        checks = resolve_checks(suite, model, n_data=args.n, quick=args.quick)
+        rows = {}
+        for result in report.results:
+            check = checks[result.id]
+            if check.component is None:
+                continue
+            assert len(result.detail["cells"]) == 1, "one cell per check (shard_size >= n)"
+            seed = cell_seed(suite.seed, check.id, 0)
+            attack = rbl.create_attack(check.component, **check.param_dict)
+            r = attack(model, x, y, check.threat, generator=torch.Generator().manual_seed(seed))
+            mine: dict[str, float] = {}
+            states = [("before", x), ("after", r.x_adv)]
+            if check.component == "fusion_patch":  # the control as this file runs it: steps=0
+                control = rbl.create_attack(check.component, **{**check.param_dict, "steps": 0})
+                c = control(
+                    model, x, y, check.threat, generator=torch.Generator().manual_seed(seed)
+                )
+                states.append(("control", c.x_adv))
+            for state, inputs in states:
+                s = _scores(model, inputs, scenes)  # type: ignore[arg-type]
+                mine[f"toy_ap_{state}"] = s["toy_ap_2m"]
+                mine[f"mean_score_{state}"] = s["mean_score"]
+                mine[f"target_score_{state}"] = s["target_score"]
+                mine[f"detection_rate_{state}"] = s["target_detected"]
+            if "heatmap" in r.metrics:
+                mine.update(heatmap_share(r.metrics["heatmap"], scenes))
+            diffs = {k: abs(float(result.values[k]) - v) for k, v in mine.items()}
+            rows[check.id] = {
+                "suite": {k: result.values[k] for k in mine},
+                "benchmark": mine,
+                "max_abs_diff": max(diffs.values()),
+                "strategy": (result.detail.get("metrics_per_cell") or [{}])[0].get("strategy"),
+            }
+            print(name, check.id, f"max |suite - benchmark| = {rows[check.id]['max_abs_diff']:.2e}")
+        out[name] = {"suite_time_s": suite_s, "checks": rows}
+    return out
+
+
 def _table(report: dict[str, Any]) -> str:
     head = [
         "model",
@@ -170,12 +250,36 @@ def main() -> None:
     parser.add_argument(
         "--lr", type=float, default=0.01, help="patch Adam lr (paper 0.01 over 1000-1500 steps)"
     )
+    parser.add_argument("--out", help="result JSON (default: results/fusion_patch[_quick].json)")
     parser.add_argument(
-        "--out", default=str(Path(__file__).parent / "results" / "fusion_patch.json")
+        "--quick", action="store_true", help="6 scenes, 50 patch and 60 heatmap steps (CI)"
     )
+    parser.add_argument(
+        "--suite-check",
+        action="store_true",
+        help="compare builtin:fusion's values with this file's scoring on the same scenes",
+    )
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.quick and not args.suite_check:
+        args.n, args.steps, args.heatmap_steps = 6, 50, 60
+    stem = "fusion_patch_suite_check" if args.suite_check else "fusion_patch"
+    args.out = args.out or str(
+        Path(__file__).parent / "results" / f"{stem}{'_quick' if args.quick else ''}.json"
+    )
     start = time.perf_counter()
+    if args.suite_check:
+        check = {
+            "benchmark": "fusion_patch --suite-check",
+            "environment": environment(),
+            "settings": vars(args),
+            "models": suite_check(args),
+            "total_time_s": time.perf_counter() - start,
+        }
+        write_atomic(args.out, json.dumps(check, indent=2, default=str))
+        print(f"wrote {args.out} ({check['total_time_s']:.0f} s)")
+        return
     x, scenes = make_scenes(args.n, seed=args.seed)
     report: dict[str, Any] = {
         "benchmark": "fusion_patch",
@@ -184,7 +288,7 @@ def main() -> None:
         "threat": THREAT,
         "models": {},
     }
-    for name in MODELS:
+    for name in args.models:
         model = rbl.load_model(f"zoo:{name}")
         entry: dict[str, Any] = {
             "zoo_meta": {k: v for k, v in model.meta.items() if k not in ("recipe",)}

@@ -55,6 +55,7 @@ if TYPE_CHECKING:  # the names below load on first use (PEP 562), so importing t
     from robustbench_lite.core.verifier import VerificationResult as VerificationResult
     from robustbench_lite.core.verifier import Verifier as Verifier
     from robustbench_lite.datasets import load_data as load_data
+    from robustbench_lite.datasets import load_inputs as load_inputs
     from robustbench_lite.models.loading import load_model as load_model
     from robustbench_lite.report.model import CheckResult as CheckResult
     from robustbench_lite.report.model import Report as Report
@@ -68,6 +69,7 @@ _LAZY = {
     "AttackOutput": "robustbench_lite.core.attack",
     "AttackResult": "robustbench_lite.core.attack",
     "load_data": "robustbench_lite.datasets",
+    "load_inputs": "robustbench_lite.datasets",
     "Defense": "robustbench_lite.core.defense",
     "Detection": "robustbench_lite.core.defense",
     "Detector": "robustbench_lite.core.defense",
@@ -146,6 +148,7 @@ __all__ = [
     "list_detectors",
     "list_verifiers",
     "load_data",
+    "load_inputs",
     "load_model",
     "register_attack",
     "register_defense",

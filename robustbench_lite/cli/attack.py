@@ -12,6 +12,8 @@ from robustbench_lite.cli._common import (
     parse_params,
     positive_int,
 )
+from robustbench_lite.cli._inversion import check_inversion_args, is_inversion, run_inversion
+from robustbench_lite.cli._values import values_line
 from robustbench_lite.suite.options import seed_int
 
 NAME = "attack"
@@ -43,39 +45,44 @@ def run(args: argparse.Namespace) -> int:
     from robustbench_lite.core.threat import ThreatModel, require_supported
     from robustbench_lite.models.domain import input_space_record
     from robustbench_lite.report.model import CheckResult, Report, environment
-    from robustbench_lite.report.values import result_values
+    from robustbench_lite.report.values import fusion_cell, fusion_merge, result_values
 
     check_report_path(args.report)
     attack = create_attack(args.attack, **parse_params(args.param))  # validates before heavy work
     threat = ThreatModel.parse(args.threat)
     require_supported("attack", attack.name, attack.supports, threat)  # before loading anything
-    model, x, y, data = model_and_data(args, load_model_from_args(args), n=args.n)
-    result = attack(model, x, y, threat, seed=args.seed)
+    if is_inversion(attack):  # every class reconstructed, as the suite's invert: check does
+        check_inversion_args(args, attack)
+        model = load_model_from_args(args)
+        values, elapsed, detail = run_inversion(args, attack, model)
+        kind, env = "invert", {}
+    else:
+        model, x, y, data = model_and_data(args, load_model_from_args(args), n=args.n)
+        result = attack(model, x, y, threat, seed=args.seed)
+        fusion = fusion_cell(model, x, result, threat.modality)  # fusion detectors: their metrics
+        values = result_values(result) | (fusion_merge([fusion]) if fusion is not None else {})
+        elapsed, kind, env = result.elapsed_s, "attack", {"data": data.record()}
+        detail = {"n": len(y), "data": data.source, "data_options": data.record()["options"]}
     domain = input_space_record(model)
     check = CheckResult(
         id=f"{attack.name}-{threat.name}",
-        kind="attack",
+        kind=kind,
         component=attack.name,
         threat=threat.name,
         passed=True,
-        values=result_values(result),
-        elapsed_s=result.elapsed_s,
-        detail={
-            "params": repr(attack),
-            "n": len(y),
-            "data": data.source,
-            "data_options": data.record()["options"],
-            "seed": args.seed,
-            "model_domain": domain,
-        },
+        values=values,
+        elapsed_s=elapsed,
+        detail={"params": repr(attack), **detail, "seed": args.seed, "model_domain": domain},
     )
     report = Report(
         suite=f"attack:{attack.name}",
         model=model.name,
         results=(check,),
-        env=environment(seed=args.seed, data=data.record(), model_domain=domain),
+        env=environment(seed=args.seed, **env, model_domain=domain),
     )
-    print(report.to_table())
+    print(report.render("table"))  # the table and its notes (e.g. adaptive attacks' texts)
+    if kind == "invert":  # the privacy values have no table column
+        print(values_line(values))
     if args.report:
         try:
             write_atomic(args.report, report.to_json())

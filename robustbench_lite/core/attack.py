@@ -9,15 +9,17 @@ attack never reports its own success.
 
 from __future__ import annotations
 
+import math
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, final
 
 import torch
 
-from robustbench_lite.core.errors import DataError
+from robustbench_lite.core.errors import DataError, ParameterError
 from robustbench_lite.core.model import Model
 from robustbench_lite.core.threat import ThreatModel, require_meaningful_eps, require_supported
 from robustbench_lite.core.types import Goal, Inputs, Norm, batch_size, require_tensor
@@ -45,6 +47,10 @@ class AttackResult:
 
     ``success[i]`` is True when ``x_adv[i]`` lies in the threat set around ``x[i]``, within the
     model's bounds, and meets the threat's goal on a fresh forward pass of the real model.
+    A randomized model (:attr:`Model.randomized`) is judged over ``draws`` fresh passes: the
+    goal (and, for ``clean_correct``, the true label) must hold in at least ``draw_fraction``
+    of them, so one lucky draw never makes a sample robust or broken; ``adv_pred`` is then the
+    most frequent prediction. Deterministic models: ``draws`` 1, ``draw_fraction`` None.
     """
 
     attack: str
@@ -57,6 +63,11 @@ class AttackResult:
     target: torch.Tensor | None = None
     adv_pred: torch.Tensor | None = None
     metrics: Mapping[str, Any] = field(default_factory=dict)
+    #: Per-sample size of ``x_adv - x``, (N,) float64, in each norm of the attack's
+    #: ``size_norms`` (``{"l0": ...}``), measured by the base class on the re-checked inputs.
+    sizes: Mapping[str, torch.Tensor] = field(default_factory=dict)
+    draws: int = 1
+    draw_fraction: float | None = None
 
     @property
     def robust_accuracy(self) -> float:
@@ -114,6 +125,9 @@ class Attack(ABC):
     #: True for attacks that take a mapping of modalities ({"camera": ..., "lidar": ...});
     #: every other attack is handed one tensor, and a mapping is refused before any model call.
     multimodal: ClassVar[bool] = False
+    #: Norms (``l0``, ``l1``, ``l2``, ``linf``) in which the base class measures each sample's
+    #: perturbation (``AttackResult.sizes``); reports average them over successes only.
+    size_norms: ClassVar[tuple[str, ...]] = ()
 
     @final
     def __call__(
@@ -144,6 +158,20 @@ class Attack(ABC):
             )
         if generator is None:
             generator = torch.Generator().manual_seed(seed)
+        if not model.randomized:
+            return self._attack(model, x, y, threat, target, generator)
+        with seeded_draws(model, generator):
+            return self._attack(model, x, y, threat, target, generator)
+
+    def _attack(
+        self,
+        model: Model,
+        x: Inputs,
+        y: torch.Tensor,
+        threat: ThreatModel,
+        target: torch.Tensor | None,
+        generator: torch.Generator,
+    ) -> AttackResult:
         start = time.perf_counter()
         clean_logits = model.logits(x)
         _check_labels(y, clean_logits.shape[1], model.name)
@@ -158,19 +186,30 @@ class Attack(ABC):
         x_adv = (
             candidate if threat.norm is Norm.PATCH else threat.project(x, candidate, model.bounds)
         )
-        adv_logits = model.logits(x_adv)
-        success = threat.contains(x, x_adv, model.bounds) & threat.is_success(adv_logits, y, target)
+        metrics = dict(out.metrics)
+        if model.randomized:
+            clean_correct, _ = judge(model, x, lambda z: z.argmax(dim=1) == y, first=clean_logits)
+            goal, adv_pred = judge(model, x_adv, lambda z: threat.is_success(z, y, target))
+            metrics["judging"] = judging_text(model)
+        else:
+            adv_logits = model.logits(x_adv)
+            goal, adv_pred = threat.is_success(adv_logits, y, target), adv_logits.argmax(dim=1)
+            clean_correct = clean_logits.argmax(dim=1) == y
+        success = threat.contains(x, x_adv, model.bounds) & goal
         return AttackResult(
             attack=self.name,
             threat=threat.name,
             x_adv=x_adv,
             success=success.cpu(),
-            clean_correct=(clean_logits.argmax(dim=1) == y).cpu(),
+            clean_correct=clean_correct.cpu(),
             elapsed_s=time.perf_counter() - start,
             queries=out.queries,
             target=target,
-            adv_pred=adv_logits.argmax(dim=1).cpu(),
-            metrics=dict(out.metrics),
+            adv_pred=adv_pred.cpu(),
+            metrics=metrics,
+            sizes=perturbation_sizes(x, x_adv, self.size_norms),
+            draws=model.draws if model.randomized else 1,
+            draw_fraction=model.draw_fraction if model.randomized else None,
         )
 
     @abstractmethod
@@ -185,6 +224,90 @@ class Attack(ABC):
         generator: torch.Generator,
     ) -> Inputs | AttackOutput:
         """Return candidate adversarial inputs (N, ...) for ``x``; the base class projects them."""
+
+
+def perturbation_sizes(x: Inputs, x_adv: Inputs, norms: tuple[str, ...]) -> dict[str, torch.Tensor]:
+    """Per-sample size (N,) float64 of ``x_adv - x`` (N, ...) in each of ``norms`` (``l0`` counts
+    changed entries); empty for mapping inputs."""
+    if not norms or not isinstance(x, torch.Tensor) or not isinstance(x_adv, torch.Tensor):
+        return {}
+    delta = (x_adv.detach() - x.detach()).flatten(1).double().cpu()
+    out: dict[str, torch.Tensor] = {}
+    for norm in norms:
+        if norm == "l0":
+            out[norm] = (delta != 0).sum(dim=1).double()
+        elif norm == "l1":
+            out[norm] = delta.abs().sum(dim=1)
+        elif norm == "l2":
+            out[norm] = delta.norm(dim=1)
+        elif norm == "linf":
+            out[norm] = delta.abs().amax(dim=1) if delta.shape[1] else delta.new_zeros(len(delta))
+        else:
+            raise ParameterError("size_norms", f"{norm!r}: choose l0, l1, l2 or linf")
+    return out
+
+
+def judge(
+    model: Model,
+    x: Inputs,
+    holds: Callable[[torch.Tensor], torch.Tensor],
+    *,
+    first: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Whether ``holds(logits)`` (N,) bool is true in at least ``model.draw_fraction`` of
+    ``model.draws`` fresh forward passes, and the most frequent prediction (N,).
+
+    ``first`` may hold the logits of one pass already taken (it counts as the first draw).
+    A deterministic model gets one pass.
+    """
+    draws = model.draws if model.randomized else 1
+    count: torch.Tensor | None = None
+    votes: torch.Tensor | None = None
+    for i in range(draws):
+        logits = first if (i == 0 and first is not None) else model.logits(x)
+        hit = holds(logits).long()
+        onehot = torch.nn.functional.one_hot(logits.argmax(dim=1), logits.shape[1])
+        count = hit if count is None else count + hit
+        votes = onehot if votes is None else votes + onehot
+    assert count is not None and votes is not None
+    # at least ``fraction`` of the draws; the small slack keeps e.g. 0.3 * 10 at 3 draws
+    needed = math.ceil(model.draw_fraction * draws - 1e-9) if model.randomized else 1
+    return count >= needed, votes.argmax(dim=1)
+
+
+@contextmanager
+def seeded_draws(model: Model, generator: torch.Generator) -> Iterator[None]:
+    """Seed torch's global stream (which random defenses draw from) from ``generator``, inside
+    a fork: runs are reproducible and the caller's global stream is left untouched."""
+    devices = [model.device.index or 0] if model.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=generator)))
+        yield
+
+
+def judged_clean(
+    model: Model, x: Inputs, y: torch.Tensor, *, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Clean correctness (N,) bool and predictions (N,) of ``x``; a randomized model is judged
+    over its draws (:func:`judge`, seeded by ``seed``), any other on one pass."""
+    y = y.cpu()
+    if not model.randomized:
+        pred = model.logits(x).argmax(dim=1).cpu()
+        return pred == y, pred
+    with seeded_draws(model, torch.Generator().manual_seed(seed)):
+        correct, pred = judge(model, x, lambda z: z.argmax(dim=1).cpu() == y)
+        return correct, pred.cpu()
+
+
+def judging_text(model: Model) -> str:
+    """The judging rule of a randomized model in words, for results and reports."""
+    needed = math.ceil(model.draw_fraction * model.draws - 1e-9)
+    random = ", ".join(d.name for d in model.defenses if d.random) or "its network"
+    return (
+        f"randomized model ({random}): clean correctness and attack success each counted only "
+        f"when they hold in at least {needed} of {model.draws} forward passes "
+        f"(draw_fraction {model.draw_fraction:g})"
+    )
 
 
 def _check_labels(y: torch.Tensor, num_classes: int, model_name: str) -> None:

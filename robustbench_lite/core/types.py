@@ -61,6 +61,13 @@ def index_inputs(x: Inputs, idx: torch.Tensor | slice) -> Inputs:
     return {k: v[idx] for k, v in x.items()}
 
 
+def inputs_to(x: Inputs, device: str | torch.device) -> Inputs:
+    """``x`` (a tensor or every entry of a mapping) on ``device``."""
+    if isinstance(x, torch.Tensor):
+        return x.to(device)
+    return {k: v.to(device) for k, v in x.items()}
+
+
 def inputs_device(x: Inputs) -> torch.device:
     """The device of ``x`` (of its first entry for mappings)."""
     if isinstance(x, torch.Tensor):

@@ -22,6 +22,7 @@ Layer: content. May import ``core`` and ``worlds`` (the text vocabulary); never 
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 import pkgutil
 from collections.abc import Mapping
@@ -32,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from robustbench_lite.core.errors import DataError, DataFolderMissing, did_you_mean
+from robustbench_lite.core.types import Inputs, index_inputs
 
 if TYPE_CHECKING:
     from robustbench_lite.core.model import Model
@@ -123,6 +125,27 @@ def load_data(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Load ``(x, y)``: x (N, ...) float in the dataset's bounds (or token ids), y (N,) int64.
 
+    The arguments are those of :func:`load_inputs`; a multimodal source (mapping inputs) is
+    refused here with a pointer to :func:`load_inputs`, which loads every source.
+    """
+    x, y = load_inputs(spec, split=split, n=n, **kw)
+    if not isinstance(x, torch.Tensor):
+        raise DataError(
+            f"data {getattr(spec, 'name', spec)} gives mapping inputs ({', '.join(sorted(x))}), "
+            "not one tensor; load it with robustbench_lite.datasets.load_inputs"
+        )
+    return x, y
+
+
+def load_inputs(
+    spec: str | Model, *, split: str = "test", n: int | None = None, **kw: Any
+) -> tuple[Inputs, torch.Tensor]:
+    """Load ``(x, y)`` of any source: x a tensor (N, ...) as :func:`load_data` gives it, or for
+    multimodal sources (``fusion-world``, ``kitti``, an ``npz`` archive of named arrays such as
+    ``camera`` and ``lidar`` instead of ``x``) a mapping of named tensors, (N, ...) each
+    (:data:`robustbench_lite.core.types.Inputs`); y (N,) int64. A source whose loader takes
+    ``n`` itself (procedural scenes) generates exactly ``n`` samples.
+
     Args:
         spec: ``"digits"``, ``"orl"``, ``"npz:path/to/file.npz"`` (arrays ``x`` and ``y``), ...,
             or a :class:`Model` that names its data (a zoo model, a checkpoint with metadata):
@@ -140,7 +163,7 @@ def load_data(
                 f"{spec.name} names no data of its own; pass a dataset name "
                 f"({', '.join(list_datasets())}) or npz:PATH"
             )
-        return load_data(named[0], split=split, n=n, **{**named[1], **kw})
+        return load_inputs(named[0], split=split, n=n, **{**named[1], **kw})
     if not isinstance(spec, str) or not spec:
         raise DataError(
             f"data spec {spec!r}: write a dataset name ({', '.join(list_datasets())}) or npz:PATH"
@@ -159,18 +182,18 @@ def load_data(
             )
         module = importlib.import_module(f"robustbench_lite.datasets.{name}")
         _check_options(spec, module.load, kw)
+        if n is not None and "n" in inspect.signature(module.load).parameters:
+            kw = {**kw, "n": _checked_n(n)}  # generated: exactly n samples, never a prefix
         x, y = module.load(split=split, **kw)
     return take(x, y, n, spec=spec)
 
 
 def _check_options(spec: str, loader: Any, kw: dict[str, Any]) -> None:
     """Raise :class:`DataError` for a keyword option the dataset's loader does not take."""
-    import inspect
-
     params = inspect.signature(loader).parameters
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return
-    known = [name for name in params if name != "split"]
+    known = [name for name in params if name not in ("split", "n")]
     for key in kw:
         if key not in known:
             takes = f"it takes {', '.join(known)}" if known else "it takes no options"
@@ -180,13 +203,19 @@ def _check_options(spec: str, loader: Any, kw: dict[str, Any]) -> None:
 
 
 def take(
-    x: torch.Tensor, y: torch.Tensor, n: int | None, *, spec: str = "data"
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The first ``n`` samples; :class:`DataError` if ``n`` is not in 1..len."""
+    x: Inputs, y: torch.Tensor, n: int | None, *, spec: str = "data"
+) -> tuple[Inputs, torch.Tensor]:
+    """The first ``n`` samples (of a tensor or of every entry of a mapping); :class:`DataError`
+    if ``n`` is not in 1..len."""
     if n is None:
         return x, y
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise DataError(f"n={n!r} must be a positive integer")
+    n = _checked_n(n)
     if n > len(y):
         raise DataError(f"n={n} is larger than {spec} ({len(y)} samples); use n <= {len(y)}")
-    return x[:n], y[:n]
+    return index_inputs(x, slice(0, n)), y[:n]
+
+
+def _checked_n(n: Any) -> int:
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise DataError(f"n={n!r} must be a positive integer")
+    return n

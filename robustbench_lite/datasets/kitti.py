@@ -10,8 +10,19 @@ axes as the toy world's ego frame, ground near z = -1.73 m), the calibration and
 :mod:`robustbench_lite.worlds.fusion_geometry` places ground or rear-face patches exactly as on the toy.
 :func:`lidar_bev` turns the points into the toy's (2, 32, 32) occupancy / height BEV map.
 
-``load(split="test", size=(h, w))`` returns the 3 images (3, 3, h, w) and frame ids (0, 1, 2);
-there is no training split.
+``load(split="test", size=(h, w))`` returns the 3 frames as mapping inputs (the same keys as
+``fusion-world``, for a user's fusion model built for KITTI frames) and labels (3,) of 1 ("the
+target object is detected"); there is no training split. The geometry is moved to the toy
+world's convention, the road at z = 0 (velodyne z + 1.73 m):
+
+* ``camera`` (3, 3, h, w) in [0, 1]; ``lidar`` (3, 2, 32, 32) from :func:`lidar_bev`;
+* ``projection`` (3, 3, 4): road-frame points to pixels of the resized image (the patch
+  attacks place patches with it instead of the model's camera);
+* ``boxes`` (3, M, 6): labelled objects (not DontCare) as (x, y, length, width, height, is_car)
+  in the road frame, axis-aligned (KITTI's rotation_y is dropped; the 3 frames' cars face
+  along x within a few degrees), padded with is_car = -1; Car, Van and Truck count as cars;
+* ``target_xy`` (3, 2), ``target_lwh`` (3, 3): the nearest car ahead, or the nearest object
+  when a frame has no car (frame 000000 holds one pedestrian).
 """
 
 from __future__ import annotations
@@ -24,6 +35,7 @@ import numpy as np
 import torch
 
 from robustbench_lite.core.errors import DataError
+from robustbench_lite.core.types import Inputs
 from robustbench_lite.datasets import Domain, check_split, data_folder
 
 #: Camera images in [0, 1]; no default threat (name one with --threat).
@@ -136,12 +148,58 @@ def lidar_bev(points: torch.Tensor, grid: int = 32, cell_m: float = 1.0) -> torc
     return torch.stack([occ, height]).reshape(2, grid, grid)
 
 
-def load(
-    split: str = "test", size: tuple[int, int] = (96, 320)
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Images (3, 3, h, w) in [0, 1] and frame ids (3,); only the ``test`` split exists."""
+CAR_TYPES = ("Car", "Van", "Truck")
+
+
+def road_boxes(frame: Frame, calib: dict[str, np.ndarray]) -> torch.Tensor:
+    """(M, 6) labelled objects of ``frame`` as (x, y, length, width, height, is_car) in the road
+    frame (velodyne axes, z = 0 on the road), axis-aligned; DontCare rows are dropped."""
+    r0 = np.eye(4)
+    r0[:3, :3] = calib["R0_rect"]
+    tr = np.eye(4)
+    tr[:3, :4] = calib["Tr_velo_to_cam"]
+    cam_to_velo = np.linalg.inv(r0 @ tr)
+    rows = []
+    for kind, values in frame.labels:
+        if kind == "DontCare" or len(values) < 14:
+            continue
+        h, w, length = values[7:10]
+        bottom = cam_to_velo @ np.array([values[10], values[11], values[12], 1.0])
+        rows.append([bottom[0], bottom[1], length, w, h, 1.0 if kind in CAR_TYPES else 0.0])
+    return torch.tensor(rows, dtype=torch.float64).reshape(-1, 6)
+
+
+def road_projection(p: torch.Tensor) -> torch.Tensor:
+    """``p`` (3, 4) for road-frame points: velodyne z = road z - :data:`LIDAR_HEIGHT_M`."""
+    shift = torch.eye(4, dtype=p.dtype)
+    shift[2, 3] = -LIDAR_HEIGHT_M
+    return p @ shift
+
+
+def load(split: str = "test", size: tuple[int, int] = (96, 320)) -> tuple[Inputs, torch.Tensor]:
+    """The 3 frames as mapping inputs (module docstring) and labels (3,) of 1; only the
+    ``test`` split exists."""
     check_split(split)
     if split != "test":
         raise DataError(f"{FOLDER} holds 3 frames for checks, no {split!r} split; use split='test'")
     fr = frames((int(size[0]), int(size[1])))
-    return torch.stack([f.image for f in fr]), torch.arange(len(fr))
+    root = data_folder(FOLDER)
+    boxes = [road_boxes(f, parse_calib(root / "calib" / f"{f.frame_id}.txt")) for f in fr]
+    packed = torch.zeros(len(fr), max(len(b) for b in boxes), 6)
+    packed[..., 5] = -1.0
+    targets = []
+    for i, b in enumerate(boxes):
+        packed[i, : len(b)] = b.float()
+        pool = b[b[:, 5] > 0.5] if bool((b[:, 5] > 0.5).any()) else b
+        ahead = pool[pool[:, 0] > 0] if bool((pool[:, 0] > 0).any()) else pool
+        targets.append(ahead[ahead[:, 0].argmin()])
+    target = torch.stack(targets).float()
+    x = {
+        "camera": torch.stack([f.image for f in fr]),
+        "lidar": torch.stack([lidar_bev(f.points) for f in fr]),
+        "projection": torch.stack([road_projection(f.projection) for f in fr]).float(),
+        "target_xy": target[:, :2].contiguous(),
+        "target_lwh": target[:, 2:5].contiguous(),
+        "boxes": packed,
+    }
+    return x, torch.ones(len(fr), dtype=torch.long)

@@ -25,6 +25,7 @@ import torch
 
 from robustbench_lite.core.errors import CheckpointError
 from robustbench_lite.core.model import Model
+from robustbench_lite.core.types import Inputs
 from robustbench_lite.datasets import dataset_domain, model_data
 
 #: The data of a front door when neither the caller nor the model names any.
@@ -82,7 +83,7 @@ def _space(model: Model) -> dict[str, Any] | None:
 
 
 def resolve_input_space(
-    model: Model, data: DataChoice | str | None, x: torch.Tensor | None = None
+    model: Model, data: DataChoice | str | None, x: Inputs | None = None
 ) -> Model:
     """``model`` with what is still unknown taken from ``data`` (and its samples ``x``).
 
@@ -169,12 +170,12 @@ def load_model_data(
     given_by: str = "--data",
     n: int | None = None,
     split: str = "test",
-) -> tuple[Model, torch.Tensor, torch.Tensor, DataChoice]:
+) -> tuple[Model, Inputs, torch.Tensor, DataChoice]:
     """``(model, x, y, choice)``: the data ``given`` (else the model's own, else digits),
     loaded, and the model's input space completed from it (what the CLI and the pytest fixture
     both do before attacking or verifying)."""
-    from robustbench_lite.datasets import load_data
+    from robustbench_lite.datasets import load_inputs
 
     choice = choose_data(model, given, given_by=given_by)
-    x, y = load_data(choice.source, split=split, n=n, **dict(choice.options))
+    x, y = load_inputs(choice.source, split=split, n=n, **dict(choice.options))
     return resolve_input_space(model, choice, x), x, y, choice

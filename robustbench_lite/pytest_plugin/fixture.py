@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import torch
 
+from robustbench_lite.core.types import Inputs, index_inputs, inputs_to
 from robustbench_lite.report.model import CheckResult
 from robustbench_lite.report.values import result_values
 
@@ -66,7 +67,7 @@ class Robustness:
 
         return load_model(model, trust_checkpoint=self.trust_checkpoint)
 
-    def _model_and_data(self, model: Any, data: DataArg) -> tuple[Any, torch.Tensor, torch.Tensor]:
+    def _model_and_data(self, model: Any, data: DataArg) -> tuple[Any, Inputs, torch.Tensor]:
         """The model with its input space completed from the data (as the CLI does: the data
         named, else the model's own, else digits), and the samples, capped by ``n``/quick."""
         from robustbench_lite.core.errors import DataError
@@ -84,7 +85,7 @@ class Robustness:
                 f"data {type(data).__name__}: pass (x, y) tensors or a dataset name such as 'digits'"
             )
         cap = min(self.n or len(y), QUICK_N if self.quick else len(y))
-        return model, x[:cap], y[:cap]
+        return model, index_inputs(x, slice(0, cap)), y[:cap]
 
     def _record(self, result: CheckResult, model: Any) -> None:
         self._session.record([result], model.name)
@@ -106,7 +107,7 @@ class Robustness:
         attack, threat = create_attack(name, **params), ThreatModel.parse(threat)
         model, x, y = self._model_and_data(model, data)
         if self.device:
-            model, x, y = model.to(self.device), x.to(self.device), y.to(self.device)
+            model, x, y = model.to(self.device), inputs_to(x, self.device), y.to(self.device)
         result = attack(model, x, y, threat, seed=self.seed)
         self._record(
             CheckResult(

@@ -147,7 +147,12 @@ def to_table(report: Report) -> str:
 
 
 def _table_with_alerts(report: Report) -> str:
-    return "\n".join([to_table(report), *detection_messages(report)])
+    from robustbench_lite.report.adaptive_values import adaptive_lines
+    from robustbench_lite.report.scaling import scaling_lines
+
+    notes = [*adaptive_lines(report.results), *scaling_lines(report.results)]
+    lines = [plain(line) for line in notes]
+    return "\n".join([to_table(report), *detection_messages(report), *lines])
 
 
 def to_json(report: Report) -> str:
@@ -271,6 +276,17 @@ def to_markdown(report: Report) -> str:
     detections = detection_messages(report)
     if detections:
         lines += ["", "## Detections", ""] + [f"- {md_text(m)}" for m in detections]
+    from robustbench_lite.report.adaptive_values import adaptive_lines
+    from robustbench_lite.report.scaling import scaling_lines
+
+    adaptive = adaptive_lines(report.results)
+    if adaptive:  # defended models: which gradients, masking, judging over draws
+        lines += ["", "## Adaptive attacks", ""] + [f"- {md_text(m)}" for m in adaptive]
+    scaling = scaling_lines(report.results)
+    if scaling:  # eps sweeps: power law, tilting angle, masking flags (report/scaling.py)
+        lines += ["", "## Robustness scaling", ""] + [
+            ("  - " if m.startswith("  ") else "- ") + md_text(m.strip()) for m in scaling
+        ]
     env = report.env
     lines += [
         "",

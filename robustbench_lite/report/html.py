@@ -14,6 +14,7 @@ import io
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
+from robustbench_lite.report.certified import certified_figure
 from robustbench_lite.report.formats import (
     MAIN_VALUES,
     ReportFormat,
@@ -27,6 +28,9 @@ from robustbench_lite.report.formats import (
     verdict_counts,
     verdict_word,
 )
+from robustbench_lite.report.scaling import sweeps
+from robustbench_lite.report.scaling_plot import html_section
+from robustbench_lite.report.values_html import more_values_section
 
 if TYPE_CHECKING:
     from robustbench_lite.report.model import CheckResult, Report
@@ -87,6 +91,7 @@ def _page(report: Report) -> str:
             "from the results store (values and times of the earlier run; --fresh recomputes)</p>"
         )
     parts += ["<h2>Checks</h2>", _table(report)]
+    parts += more_values_section(report.results)  # l0_mean, surrogate, eval_top1, ...
     detections = detection_messages(report)
     if detections:
         parts += [
@@ -101,6 +106,7 @@ def _page(report: Report) -> str:
             "<h2>Robust accuracy against epsilon</h2>",
             _img(sweep, "robust accuracy against eps"),
         ]
+    parts += html_section(sweeps(report.results))  # power law, tilting angle, masking flags
     grids = _grid_checks(report.results)
     if grids:
         parts.append("<h2>Clean and adversarial examples</h2>")
@@ -115,11 +121,27 @@ def _page(report: Report) -> str:
                     f"<h3>{_e(r.id)} <span class='meta'>({_e(r.component)}, {_e(r.threat)})</span></h3>",
                     _img(png, f"examples of {r.id}"),
                 ]
+    fusion = [r for r in report.results if r.detail.get("fusion_examples")]
+    if fusion:  # attacks on fusion detectors: camera images with the patch, and the heatmap
+        from robustbench_lite.report.fusion_html import fusion_figure
+
+        parts.append("<h2>Camera patches on the fusion detector</h2>")
+        for r in fusion:
+            parts += [
+                f"<h3>{_e(r.id)} <span class='meta'>({_e(r.component)}, {_e(r.threat)})</span></h3>",
+                _img(fusion_figure(r.detail["fusion_examples"]), f"camera patches of {r.id}"),
+            ]
     verify = [r for r in report.results if "verified_fraction" in r.values]
     if verify:
         parts += [
             "<h2>Verification outcomes</h2>",
             _img(_verify_figure(verify), "verification outcomes"),
+        ]
+    certified = certified_figure(report.results)
+    if certified:
+        parts += [
+            "<h2>Certified accuracy against radius</h2>",
+            _img(certified, "certified accuracy against l2 radius"),
         ]
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"

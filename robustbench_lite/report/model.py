@@ -112,8 +112,16 @@ class Report:
             "passed": self.passed,
             "verdict": self.verdict,
             "checks": [r.to_dict() for r in self.results],
+            **({"scaling": sweeps} if (sweeps := self.scaling()) else {}),
             "env": dict(self.env),
         }
+
+    def scaling(self) -> list[dict[str, Any]]:
+        """The robustness-scaling metrics of every eps sweep (power-law fit, tilting angle,
+        masking flags; :mod:`robustbench_lite.report.scaling`), as JSON-ready dicts."""
+        from robustbench_lite.report.scaling import scaling_dicts
+
+        return [jsonable(s) for s in scaling_dicts(self.results)]
 
     def to_json(self) -> str:
         """Pretty JSON (NaN written as null)."""

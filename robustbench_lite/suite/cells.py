@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import torch
 
 from robustbench_lite.core.model import Model
+from robustbench_lite.core.types import Inputs
 from robustbench_lite.suite.model_spec import Check, DefenseSpec
 
 
@@ -28,10 +29,11 @@ class Cell:
 
 @dataclass
 class CellContext:
-    """What every cell needs: the model, the data and the resolved checks (sent to workers once)."""
+    """What every cell needs: the model, the data and the resolved checks (sent to workers once).
+    ``x`` is a tensor (N, ...) or, for multimodal models, a mapping of named tensors (N, ...)."""
 
     model: Model
-    x: torch.Tensor
+    x: Inputs
     y: torch.Tensor
     checks: dict[str, Check]
     seed: int

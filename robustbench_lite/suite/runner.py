@@ -27,7 +27,7 @@ from robustbench_lite.core.errors import (
 )
 from robustbench_lite.core.model import Model
 from robustbench_lite.core.threat import ThreatModel, require_meaningful_eps, require_supported
-from robustbench_lite.core.types import inputs_device
+from robustbench_lite.core.types import Inputs, batch_size, index_inputs, inputs_device, inputs_to
 from robustbench_lite.report.model import CheckResult, Report, environment
 from robustbench_lite.suite.cells import Cell, CellContext
 from robustbench_lite.suite.kinds import check_kind
@@ -120,7 +120,7 @@ def _run(
     progress: bool,
     trust_checkpoint: bool = False,
 ) -> Report:
-    from robustbench_lite.datasets import load_data
+    from robustbench_lite.datasets import load_inputs
     from robustbench_lite.models.domain import input_space_record, resolve_input_space
     from robustbench_lite.suite.executors import run_cells
 
@@ -131,15 +131,16 @@ def _run(
         count = min(count or QUICK_N, QUICK_N)
     wanted = needs_data(suite)
     choice = None
+    x: Inputs
     if wanted or data is not None or spec != DataSpec():  # detect-only: data only when named
         choice = data_choice(suite, model, data)
-        x, y = load_data(choice.source, split=spec.split, n=count, **dict(choice.options))
+        x, y = load_inputs(choice.source, split=spec.split, n=count, **dict(choice.options))
         # what neither the caller nor the file gives comes from the data; no bounds: exit 2
         model = resolve_input_space(model, choice, x)
     else:
         x, y = torch.empty(0), torch.empty(0, dtype=torch.long)
     if device:
-        x, y = x.to(device), y.to(device)
+        x, y = inputs_to(x, device), y.to(device)
     if wanted:
         model.check_inputs(x)
     checks = resolve_checks(suite, model, n_data=len(y), quick=quick)
@@ -208,16 +209,16 @@ def needs_data(suite: Suite) -> bool:
     return any(check_kind(check.kind).needs_data for check in suite.checks)
 
 
-def check_budgets(suite: Suite, checks: dict[str, Check], model: Model, x: torch.Tensor) -> None:
+def check_budgets(suite: Suite, checks: dict[str, Check], model: Model, x: Inputs) -> None:
     """Refuse a check whose eps covers the model's whole input range (see
     :func:`robustbench_lite.core.threat.require_meaningful_eps`), naming the check's line."""
-    if not len(x):
+    if not batch_size(x):
         return
     for check in checks.values():
         if check.threat is None:
             continue
         try:
-            require_meaningful_eps(check.threat, model.bounds, x[:1])
+            require_meaningful_eps(check.threat, model.bounds, index_inputs(x, slice(0, 1)))
         except ThreatSpecError as exc:
             raise ThreatSpecError(f"{suite.source}:{check.line} check {check.id}: {exc}") from None
 
@@ -354,14 +355,21 @@ def run_keys(
     suite: Suite,
     checks: dict[str, Check],
     model: Model,
-    x: torch.Tensor,
+    x: Inputs,
     y: torch.Tensor,
     quick: bool,
 ) -> tuple[str, dict[str, str]]:
-    """The run key (model, data, seed, sharding, version) and a key per check (what it computes)."""
+    """The run key (model, data, seed, sharding, version) and a key per check (what it computes).
+    Mapping inputs hash every entry with its name and shape, in sorted key order."""
     from robustbench_lite.core.version import __version__
 
-    data = hashlib.sha256(x.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    if isinstance(x, torch.Tensor):
+        data = hashlib.sha256(_raw(x))
+    else:
+        data = hashlib.sha256(b"mapping")
+        for name in sorted(x):
+            data.update(f"\0{name}\0{tuple(x[name].shape)}\0{x[name].dtype}\0".encode())
+            data.update(_raw(x[name]))
     data.update(y.detach().cpu().numpy().tobytes())
     base = json.dumps(
         [model_fingerprint(model), data.hexdigest(), suite.seed, suite.shard_size, __version__]
@@ -373,6 +381,11 @@ def run_keys(
         )
         keys[cid] = f"{cid}#{hashlib.sha256(work.encode()).hexdigest()[:16]}"
     return hashlib.sha256(base.encode()).hexdigest()[:32], keys
+
+
+def _raw(t: torch.Tensor) -> bytes:
+    """The bytes of ``t``'s values (on the CPU, contiguous)."""
+    return bytes(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
 
 
 def assemble(

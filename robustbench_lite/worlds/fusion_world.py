@@ -283,13 +283,24 @@ def toy_ap(
     score_maps: torch.Tensor, scenes: list[Scene], *, k: int = 8, floor: float = 0.05
 ) -> float:
     """All-point interpolated AP of car detections, matched greedily within 2 m of centres."""
+    per_scene = detection_records(score_maps, scenes, k=k, floor=floor)
+    return average_precision(
+        [r for scene in per_scene for r in scene], sum(len(s.cars) for s in scenes)
+    )
+
+
+def detection_records(
+    score_maps: torch.Tensor, scenes: list[Scene], *, k: int = 8, floor: float = 0.05
+) -> list[list[tuple[float, bool]]]:
+    """Per scene, its detections ``(score, matched a car)``: the top-``k`` peaks >= ``floor``,
+    matched greedily (best score first) to car centres within 2 m; what :func:`toy_ap` ranks
+    (so scenes scored in separate batches can be pooled into one AP)."""
     scores, xy = peaks(score_maps.detach(), k)
-    records: list[tuple[float, bool]] = []
-    n_gt = 0
+    out: list[list[tuple[float, bool]]] = []
     for i, scene in enumerate(scenes):
-        gt = scene.cars.float()
-        n_gt += len(gt)
-        used = torch.zeros(len(gt), dtype=torch.bool)
+        records: list[tuple[float, bool]] = []
+        gt = scene.cars.float().to(xy.device)
+        used = torch.zeros(len(gt), dtype=torch.bool, device=xy.device)
         for j in scores[i].argsort(descending=True).tolist():
             s = float(scores[i, j])
             if s < floor:
@@ -299,6 +310,14 @@ def toy_ap(
             if hit:
                 used[int(d.argmin())] = True
             records.append((s, hit))
+        out.append(records)
+    return out
+
+
+def average_precision(records: list[tuple[float, bool]], n_gt: int) -> float:
+    """All-point interpolated AP of pooled ``(score, hit)`` detections against ``n_gt`` cars
+    (NaN when there are none)."""
+    records = list(records)
     if n_gt == 0:
         return float("nan")
     records.sort(key=lambda r: -r[0])

@@ -166,3 +166,24 @@ def test_heatmap_is_object_local_for_query_and_spread_for_bev(
     )
     top_q, top_b = rq.metrics["heatmap_top10_mass"], rb.metrics["heatmap_top10_mass"]
     assert top_q > top_b + 0.15, (top_q, top_b)
+
+
+def test_per_scene_projection_from_the_data_places_the_same_patch(
+    query: rbl.Model, scenes: tuple
+) -> None:
+    """``inputs["projection"]`` (kitti's calibrations) replaces the detector's camera; the toy
+    camera's own matrix given that way gives the bit-identical patch and control."""
+    x, y = scenes
+    attack = rbl.create_attack("fusion_patch", strategy="object", steps=1, eot_samples=1)
+    plain = attack(query, x, y, THREAT, seed=4)
+    proj = query.net.camera.projection().expand(4, 3, 4).clone()
+    given = attack(query, {**x, "projection": proj}, y, THREAT, seed=4)
+    assert torch.equal(given.x_adv["camera"], plain.x_adv["camera"])
+    assert torch.equal(given.metrics["random_patch_camera"], plain.metrics["random_patch_camera"])
+    # the control is the steps=0 run: same texture draw, same place
+    control = rbl.create_attack("fusion_patch", strategy="object", steps=0)(
+        query, x, y, THREAT, seed=4
+    )
+    assert torch.equal(control.x_adv["camera"], plain.metrics["random_patch_camera"])
+    with pytest.raises(DataError, match="projection"):
+        attack(query, {**x, "projection": proj[:, :2]}, y, THREAT)

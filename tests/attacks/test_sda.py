@@ -1,15 +1,17 @@
-"""The SDA sparse attack on binary inputs: binary outputs, l0 budget, reduction, metrics."""
+"""The SDA sparse attack on binary inputs: binary outputs, l0 budget, reduction, report values."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 from conftest import data_dir_or_skip
-from robustbench_lite.attacks.sda import cw_loss, l0_summary
+from robustbench_lite.attacks._snn_metrics import spikes_per_sample
+from robustbench_lite.attacks.sda import cw_loss
 from torch import nn
 
 import robustbench_lite as rbl
 from robustbench_lite.core.errors import DataError, UnsupportedThreatError
+from robustbench_lite.report.values import result_values
 from robustbench_lite.worlds.snn import LIF, SpikingNet, Surrogate, with_surrogate
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -44,9 +46,46 @@ def test_sda_outputs_are_binary_flips_within_budget(events_case: tuple) -> None:
     l0 = _l0(adv, x)
     assert bool((l0[~result.success] == 0).all())  # failures come back clean
     assert bool((l0[result.success] > 0).all())
-    expected = l0_summary(l0, result.success, result.clean_correct, (200, 800))
-    for key, value in expected.items():
-        assert result.metrics[key] == pytest.approx(value), key
+    assert torch.equal(result.sizes["l0"], l0.double())  # measured by the base class
+    values = result_values(result)
+    ok = result.success & result.clean_correct
+    assert values["l0_mean"] == pytest.approx(float(l0[ok].double().mean()))
+    assert values["l0_median"] == float(l0[ok].double().median())
+    assert values["surrogate"] == "pdsg" and "surrogate_alpha" not in values
+
+
+def test_a_failed_attack_never_counts_as_l0_zero(events_case: tuple) -> None:
+    """Under a 2-flip budget most samples fail and come back clean (L0 = 0): the report's
+    l0_mean averages the successes only."""
+    model, x, y = events_case
+    tight = rbl.create_attack("sda", k_init=2, max_iter=30)(model, x, y, "l0:2", seed=1)
+    l0 = _l0(tight.x_adv, x).double()
+    ok = tight.success & tight.clean_correct
+    failed = tight.clean_correct & ~tight.success
+    assert int(ok.sum()) >= 1 and int(failed.sum()) >= 1
+    values = result_values(tight)
+    assert values["l0_mean"] == pytest.approx(float(l0[ok].mean()))
+    assert values["l0_mean"] >= 1.0  # zeros of the failures would pull it below
+    assert values["l0_mean"] > float(l0[tight.clean_correct].mean())
+
+
+def test_spikes_per_sample_count_the_real_networks_spikes(events_case: tuple) -> None:
+    model, x, y = events_case
+    net = model.net
+    with torch.no_grad():  # by hand: Flatten, Linear, LIF (Heaviside), Linear over T steps
+        seq = x.transpose(0, 1)
+        currents = net.layers[1](seq.flatten(2))
+        expected = net.layers[2](currents).transpose(0, 1).flatten(1).sum(dim=1)
+    torch.testing.assert_close(spikes_per_sample(model, x), expected.double())
+    result = rbl.create_attack("sda", k_init=2, max_iter=30, surrogate="atan", alpha=3.0)(
+        model, x, y, "l0:128"
+    )
+    values = result_values(result)
+    assert values["surrogate"] == "atan(alpha=3)" and values["surrogate_alpha"] == 3.0
+    assert values["spikes_per_sample"] == pytest.approx(float(expected.mean()))
+    assert values["spikes_per_sample_adv"] == pytest.approx(
+        float(spikes_per_sample(model, result.x_adv).mean())
+    )
 
 
 def test_batched_gradients_equal_batch_size_one_gradients(events_case: tuple) -> None:
@@ -118,4 +157,4 @@ def test_sda_on_nmnist_snn_beats_the_naive_topk_flip() -> None:
     )
     assert sda.success_rate >= 0.9
     assert bool(((sda.x_adv == 0) | (sda.x_adv == 1)).all())
-    assert sda.metrics["l0_mean"] < naive.metrics["l0_mean"]
+    assert result_values(sda)["l0_mean"] < result_values(naive)["l0_mean"]

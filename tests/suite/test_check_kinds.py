@@ -20,12 +20,14 @@ from robustbench_lite.suite.runner import run_suite
 from robustbench_lite.suite.schema import load_suite
 
 
-def test_the_four_kinds_and_what_each_owns() -> None:
+def test_the_five_kinds_and_what_each_owns() -> None:
     kinds = {k.name: k for k in all_kinds()}
-    assert list(kinds) == ["clean", "attack", "verify", "detect"]
-    assert [k.component_key for k in kinds.values()] == [None, "attack", "verify", "detect"]
+    assert list(kinds) == ["clean", "attack", "verify", "detect", "invert"]
+    keys = [k.component_key for k in kinds.values()]
+    assert keys == [None, "attack", "verify", "detect", "invert"]
     assert kinds["attack"].takes_threat and kinds["verify"].takes_threat
     assert not kinds["clean"].takes_threat and not kinds["detect"].takes_threat
+    assert not kinds["invert"].takes_threat and not kinds["invert"].needs_data
     assert "unknown_fraction" in kinds["verify"].metrics and not kinds["detect"].sharded
     with pytest.raises(rbl.RegistryError, match="unknown check kind 'atack'.*did you mean attack"):
         check_kind("atack")

@@ -1,5 +1,6 @@
-"""Detect checks need no data (issue 15, item 7): a suite of detect checks runs without a
-``data:`` block, whatever inputs the model takes; a named data block still reaches detectors."""
+"""Detect (and invert) checks need no data (issue 15, item 7): a suite of detect checks runs
+without a ``data:`` block, whatever inputs the model takes; a named data block still reaches
+detectors."""
 
 from __future__ import annotations
 
@@ -40,12 +41,13 @@ def write(tmp_path: Path, checks: str, head: str = "") -> Path:
 SCAN = "  - {id: scan, detect: test_data_seen, expect: {flagged: false}}\n"
 
 
-def test_only_detect_checks_need_no_data() -> None:
+def test_only_detect_and_invert_checks_need_no_data() -> None:
     assert {k.name: k.needs_data for k in all_kinds()} == {
         "clean": True,
         "attack": True,
         "verify": True,
         "detect": False,
+        "invert": False,
     }
 
 

@@ -149,8 +149,9 @@ def test_kitti_downscaled_projection_and_bev() -> None:
     from robustbench_lite.datasets import kitti
 
     full, small = kitti.frames(), kitti.frames((96, 320))
-    x, ids = kitti.load(size=(96, 320))
-    assert x.shape == (3, 3, 96, 320) and ids.tolist() == [0, 1, 2]
+    inputs, labels = kitti.load(size=(96, 320))
+    x = inputs["camera"]
+    assert x.shape == (3, 3, 96, 320) and labels.tolist() == [1, 1, 1]
     assert 0.0 <= float(x.min()) and float(x.max()) <= 1.0
     for f, s in zip(full, small):
         pts = f.points[:2000, :3].double()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from robustbench_lite.core.types import index_inputs
 from robustbench_lite.suite.cells import Cell, CellContext
 from robustbench_lite.suite.kinds.base import (
     CellPayload,
@@ -27,7 +28,8 @@ def run_cell(ctx: CellContext, cell: Cell) -> dict[str, Any]:
     """Compute one cell; returns its JSON-ready payload with ``elapsed_s`` (seconds) added."""
     check = ctx.checks[cell.check_id]
     model = ctx.model_for(check.defense)
-    x, y = ctx.x[cell.start : cell.stop], ctx.y[cell.start : cell.stop]
+    x = index_inputs(ctx.x, slice(cell.start, cell.stop))  # a tensor or a mapping of them
+    y = ctx.y[cell.start : cell.stop]
     start = time.perf_counter()
     payload = check_kind(check.kind).run_cell(ctx, check, cell, model, x, y)
     payload["elapsed_s"] = time.perf_counter() - start

@@ -10,8 +10,16 @@ import torch
 
 from robustbench_lite.core.model import Model
 from robustbench_lite.core.registry import ATTACKS, Registry, create_attack
+from robustbench_lite.core.types import Inputs, inputs_to
 from robustbench_lite.report.model import jsonable
-from robustbench_lite.report.values import attack_values, numeric
+from robustbench_lite.report.scaling_inputs import check_scaling, per_sample_scaling
+from robustbench_lite.report.values import (
+    attack_values,
+    detail_metrics,
+    fusion_cell,
+    fusion_merge,
+    numeric,
+)
 from robustbench_lite.suite.cells import Cell, CellContext, cell_seed
 from robustbench_lite.suite.kinds.base import CellPayload, CheckKind, flat, register_kind
 from robustbench_lite.suite.model_spec import Check
@@ -49,25 +57,35 @@ class AttackKind(CheckKind):
         check: Check,
         cell: Cell,
         model: Model,
-        x: torch.Tensor,
+        x: Inputs,
         y: torch.Tensor,
     ) -> dict[str, Any]:
         assert check.component is not None and check.threat is not None
         attack = create_attack(check.component, **check.param_dict)
         gen = torch.Generator().manual_seed(cell_seed(ctx.seed, check.id, cell.shard))
-        r = attack(model, x.to(model.device), y.to(model.device), check.threat, generator=gen)
+        x = inputs_to(x, model.device)
+        r = attack(model, x, y.to(model.device), check.threat, generator=gen)
         metrics = numeric(r.metrics)
+        fusion = fusion_cell(model, x, r, check.threat.modality, examples=cell.shard == 0)
         out: dict[str, Any] = {
             "clean_correct": r.clean_correct.tolist(),
             "success": r.success.tolist(),
             "adv_pred": r.adv_pred.tolist() if r.adv_pred is not None else None,
             "queries": r.queries,
             "metrics": metrics,
-            "other_metrics": {k: jsonable(v) for k, v in r.metrics.items() if k not in metrics},
+            "sizes": {k: v.tolist() for k, v in r.sizes.items()},
+            "other_metrics": {
+                k: jsonable(v) for k, v in detail_metrics(r.metrics).items() if k not in metrics
+            },
         }
+        if fusion is not None:  # a fusion detector: scored as benchmarks/fusion_patch.py does
+            out["fusion"] = fusion
+        # robustness-scaling inputs (report/scaling.py): loss at x_adv, boundary-tilting angles
+        out.update(per_sample_scaling(model, x, y, r, check.threat, ctx.x, ctx.y))
         if (
             cell.shard == 0
             and isinstance(r.x_adv, torch.Tensor)
+            and isinstance(x, torch.Tensor)
             and x[0].numel() <= EXAMPLE_MAX_VALUES
         ):
             k = min(EXAMPLES, len(y))
@@ -104,13 +122,28 @@ class AttackKind(CheckKind):
                 extra.setdefault("timing", {})[key] = merge_metric(key, pairs)
             else:
                 metrics[key] = merge_metric(key, pairs)
-        values = attack_values(flat(cells, "clean_correct"), ok, queries=queries, metrics=metrics)
+        norms = set.intersection(*(set(p.get("sizes", {})) for _, p in cells)) if cells else set()
+        by_norm = {k: [v for _, p in cells for v in p["sizes"][k]] for k in sorted(norms)}
+        values = attack_values(
+            flat(cells, "clean_correct"), ok, queries=queries, metrics=metrics, sizes=by_norm
+        )
+        if by_norm:  # per sample, beside ``success``: what <norm>_mean averages
+            extra["sizes"] = by_norm
+        fusion = [p["fusion"] for _, p in cells if "fusion" in p]
+        if fusion and len(fusion) == len(cells):
+            values.update(fusion_merge(fusion))
+            extra["fusion_examples"] = fusion[0].get("examples")
         for _, p in cells:
             if "examples" in p:
                 extra["examples"] = p["examples"]
         others = [p["other_metrics"] for _, p in cells if p.get("other_metrics")]
         if others:
             extra["metrics_per_cell"] = others
+        if cells and all("adv_loss" in p for _, p in cells):
+            tilts = flat(cells, "tilt_deg") if all("tilt_deg" in p for _, p in cells) else None
+            extra["scaling"] = check_scaling(
+                flat(cells, "adv_loss"), tilts, cells[0][1].get("eps_limit")
+            )
         return values, extra
 
 
@@ -120,12 +153,14 @@ def is_timing(key: str) -> bool:
 
 
 def merge_metric(key: str, pairs: list[tuple[Any, int]]) -> Any:
-    """One attack metric over cells, from ``(value, cell size)`` pairs: flags -> any, counts and
-    ``seconds*`` -> sum, else the mean weighted by cell size (fractions such as
-    ``loss_not_increased``)."""
+    """One attack metric over cells, from ``(value, cell size)`` pairs: flags -> any, labels ->
+    the distinct ones, counts and ``seconds*`` -> sum, else the mean weighted by cell size
+    (fractions such as ``loss_not_increased``)."""
     vals = [v for v, _ in pairs]
     if all(isinstance(v, bool) for v in vals):
         return any(vals)
+    if any(isinstance(v, str) for v in vals):  # labels (``surrogate``): the distinct ones
+        return ", ".join(sorted({str(v) for v in vals}))
     if key.startswith("seconds") or all(isinstance(v, int) for v in vals):
         return sum(vals)
     return sum(float(v) * s for v, s in pairs) / sum(s for _, s in pairs)

@@ -15,9 +15,14 @@ from typing import Any, ClassVar
 
 import torch
 
-from robustbench_lite.core.errors import ParameterError, RobustbenchLiteError
+from robustbench_lite.core.errors import (
+    ParameterError,
+    RobustbenchLiteError,
+    UnsupportedThreatError,
+)
 from robustbench_lite.core.model import Model
 from robustbench_lite.core.registry import Catalog, Registry, import_submodules
+from robustbench_lite.core.types import Inputs
 from robustbench_lite.core.verifier import DEFAULT_TIMEOUT_S
 from robustbench_lite.report.model import CheckResult
 from robustbench_lite.suite.cells import Cell, CellContext
@@ -113,11 +118,13 @@ class CheckKind(ABC):
         check: Check,
         cell: Cell,
         model: Model,
-        x: torch.Tensor,
+        x: Inputs,
         y: torch.Tensor,
     ) -> dict[str, Any]:
         """Compute one cell on samples ``x`` (n, ...) with labels ``y`` (n,): a JSON-ready payload
-        of per-sample vectors (indexed from ``cell.start``)."""
+        of per-sample vectors (indexed from ``cell.start``). ``x`` is a mapping of named tensors
+        (n, ...) for multimodal data (``fusion-world``); a kind that needs one tensor refuses it
+        with :func:`one_tensor`."""
 
     def cell_values(self, payload: Mapping[str, Any]) -> dict[str, Any]:
         """A short per-cell summary for the report's detail (shard by shard)."""
@@ -158,6 +165,16 @@ def check_component_params(
         (base.child(exc.param) if exc.param in params else base).fail(exc.reason)
     except RobustbenchLiteError as exc:
         base.fail(str(exc))
+
+
+def one_tensor(x: Inputs, what: str) -> torch.Tensor:
+    """``x`` itself when it is a tensor; a clear error for mapping (multimodal) inputs."""
+    if isinstance(x, torch.Tensor):
+        return x
+    raise UnsupportedThreatError(
+        f"{what} takes one input tensor, not a mapping of modalities ({', '.join(sorted(x))}); "
+        "multimodal data runs in attack checks with a patch attack such as fusion_patch"
+    )
 
 
 def flat(cells: Sequence[CellPayload], key: str) -> list[Any]:
