@@ -19,6 +19,12 @@ def add_model_arguments(p: argparse.ArgumentParser, *, required: bool = True) ->
         metavar="SPEC",
         help="zoo:NAME, a state_dict checkpoint (with --arch), TorchScript, .pt2 or .onnx file",
     )
+    add_checkpoint_arguments(p)
+    add_input_space_arguments(p)
+
+
+def add_checkpoint_arguments(p: argparse.ArgumentParser) -> None:
+    """``--arch module:attr --trust-checkpoint``: how a checkpoint file is opened."""
     p.add_argument(
         "--arch",
         metavar="MODULE:ATTR",
@@ -30,7 +36,6 @@ def add_model_arguments(p: argparse.ArgumentParser, *, required: bool = True) ->
         action="store_true",
         help="allow full unpickling of the checkpoint (runs code; trusted files only)",
     )
-    add_input_space_arguments(p)
 
 
 def add_input_space_arguments(p: argparse.ArgumentParser) -> None:

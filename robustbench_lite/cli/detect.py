@@ -13,7 +13,7 @@ import argparse
 import json
 from typing import Any
 
-from robustbench_lite.cli._common import check_report_path, parse_params
+from robustbench_lite.cli._common import add_checkpoint_arguments, check_report_path, parse_params
 
 NAME = "detect"
 HELP = "scan a model for a trojan (exit 0 clean, 1 flagged, 2 bad input)"
@@ -33,17 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--param", action="append", metavar="KEY=VALUE", help="detector setting; repeatable"
     )
-    p.add_argument(
-        "--arch",
-        metavar="MODULE:ATTR",
-        help="architecture for a state_dict checkpoint (MODULE is looked up in the current "
-        "folder first)",
-    )
-    p.add_argument(
-        "--trust-checkpoint",
-        action="store_true",
-        help="allow full unpickling of the checkpoint (runs code; trusted files only)",
-    )
+    add_checkpoint_arguments(p)
     p.add_argument("--report", metavar="PATH", help="write the verdict and evidence as JSON here")
 
 

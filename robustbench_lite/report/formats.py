@@ -150,9 +150,26 @@ def _table_with_alerts(report: Report) -> str:
     from robustbench_lite.report.adaptive_values import adaptive_lines
     from robustbench_lite.report.scaling import scaling_lines
 
-    notes = [*adaptive_lines(report.results), *scaling_lines(report.results)]
+    notes = [
+        *_rowless_values(report),
+        *adaptive_lines(report.results),
+        *scaling_lines(report.results),
+    ]
     lines = [plain(line) for line in notes]
     return "\n".join([to_table(report), *detection_messages(report), *lines])
+
+
+def _rowless_values(report: Report) -> list[str]:
+    """One line of values for each check whose table row shows none (an ``invert`` check has no
+    clean or robust accuracy; its values are ``target_top1``, ``eval_top1``, ...)."""
+    return [
+        f"{r.id}: {_values_line(r)}"
+        for r in report.results
+        if r.kind != "detect"
+        and r.values
+        and r.values.get("clean_accuracy") is None
+        and r.values.get("robust_accuracy") is None
+    ]
 
 
 def to_json(report: Report) -> str:

@@ -109,6 +109,11 @@ def test_builtin_privacy_quick_inverts_every_private_class() -> None:
         assert 0 <= v["eval_top1"] <= v["eval_top5"] <= 1 and v["knn_dist"] > 0
         assert v["target_top1"] >= 0.8  # the target is fooled; the evaluator is the judge
         assert r.detail["eval_model"] == "zoo:digits-private-eval"
+    # Their table rows have no accuracy columns: the values follow the table, one line a check.
+    table = report.render("table").splitlines()
+    for r in report.results:
+        (line,) = [x for x in table if x.startswith(f"{r.id}: ")]
+        assert f"eval_top1={r.values['eval_top1']:.4f}" in line
 
 
 def test_invert_checks_take_only_inversion_attacks(tmp_path: Path) -> None:
