@@ -62,6 +62,8 @@ class CliRun:
     stderr: str
     peak_mb: float
     seconds: float
+    #: CPU seconds (user + system) the child used: unlike ``seconds``, not stretched by load.
+    cpu_seconds: float = 0.0
 
     @property
     def error_lines(self) -> list[str]:
@@ -107,4 +109,5 @@ def run_cli(args: list[str], *, timeout_s: float = 120, mem_mb: int = ADDRESS_SP
             stderr=err.read().decode(errors="replace"),
             peak_mb=peak_mb(peak_file, usage.ru_maxrss),
             seconds=time.monotonic() - start,
+            cpu_seconds=usage.ru_utime + usage.ru_stime,
         )
