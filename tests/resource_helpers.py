@@ -61,8 +61,7 @@ class CliRun:
     stdout: str
     stderr: str
     peak_mb: float
-    seconds: float
-    #: CPU seconds (user + system) the child used: unlike ``seconds``, not stretched by load.
+    #: CPU seconds (user + system) the child used: unlike wall time, not stretched by load.
     cpu_seconds: float = 0.0
 
     @property
@@ -108,6 +107,5 @@ def run_cli(args: list[str], *, timeout_s: float = 120, mem_mb: int = ADDRESS_SP
             stdout=out.read().decode(errors="replace"),
             stderr=err.read().decode(errors="replace"),
             peak_mb=peak_mb(peak_file, usage.ru_maxrss),
-            seconds=time.monotonic() - start,
             cpu_seconds=usage.ru_utime + usage.ru_stime,
         )
