@@ -8,7 +8,9 @@ largest ``|A_i| * width_i`` of the linear bound (ReluVal's smear); ``"best"`` (d
 both halves for every dimension and takes the one that most reduces the remaining deficit of
 the open disjuncts (a one-step lookahead, like FSB for ReLU splits), falling back to smear
 when no dimension makes progress. On ACAS Xu prop 1 the lookahead needs 10-100x fewer boxes,
-but on other properties smear is faster: portfolio.py runs both.
+but on other properties smear is faster: portfolio.py runs both. With ``alpha=True`` the boxes
+that the cheap bound leaves open are bounded again by alpha-CROWN (alpha_box.py: about ten
+times the cost per box, far tighter on deep nets like ACAS Xu) before they are split.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from .bounds import propagate
+from .alpha_box import alpha_spec_lb, dense_chain
+from .bounds import DeadlineExceeded, propagate
 from .falsify import (
     Check,
     check_most_violating,
@@ -107,13 +110,18 @@ def input_split(
     pause_at: float | None = None,
     max_boxes: int = 50_000_000,
     split_rule: str = "best",
+    alpha: bool = False,
 ) -> Outcome:
-    """Decide ``case`` by input splitting; ``paused`` returns the open ``stack`` at ``pause_at``."""
+    """Decide ``case`` by input splitting; ``paused`` returns the open ``stack`` at ``pause_at``.
+
+    ``alpha``: also bound the boxes the cheap bound leaves open with alpha-CROWN (alpha_box.py).
+    """
     C, d, group = stacked_spec(case)
     K = len(case.disjuncts)
     onehot = np.stack([group == k for k in range(K)], axis=1)  # (R, K)
     stack = initial_stack(case) if stack is None else stack
     stats = {"boxes": 0, "batches": 0}
+    chain = None
     while stack:
         now = time.monotonic()
         if now > deadline or stats["boxes"] > max_boxes:
@@ -131,7 +139,26 @@ def input_split(
         if not keep.any():
             continue
         lo, hi, act, A, gap = lo[keep], hi[keep], act[keep], bnd.spec_A[keep], bnd.spec_lb[keep] - d
-        open_rows = act @ onehot.T.astype(bool) & ~row_refuted[keep]  # (B, R)
+        row_refuted = row_refuted[keep]
+        if alpha:
+            chain = chain if chain is not None else dense_chain(net)
+            try:
+                lb = alpha_spec_lb(chain, lo, hi, C, deadline=deadline)
+            except DeadlineExceeded:
+                stack.append((lo, hi, act))
+                return Outcome("timeout", stack=stack, stats=stats)
+            more = lb - d > 0
+            row_refuted |= more
+            act = act & ~(more[:, :, None] & onehot[None]).any(axis=1)
+            alive = act.any(axis=1)
+            stats["alpha_refuted"] = stats.get("alpha_refuted", 0) + int((~alive).sum())
+            if not alive.all():
+                lo, hi, act, A, gap, row_refuted = (
+                    v[alive] for v in (lo, hi, act, A, gap, row_refuted)
+                )
+                if lo.shape[0] == 0:
+                    continue
+        open_rows = act @ onehot.T.astype(bool) & ~row_refuted  # (B, R)
         pts = _candidates(lo, hi, A, open_rows)
         found = check_most_violating(pts, disjunct_margin(net.forward(pts), C, d, group, K), check)
         if found is not None:

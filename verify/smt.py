@@ -126,6 +126,8 @@ class SmtVerifier(Verifier):
             bounds (bab.py) when the network is a plain chain; False (or another network
             shape) keeps the dense ReLU splitting of relusplit.py.
         device: torch device of the conv-native bounds ("cpu", "cuda", "cuda:1", ...).
+        input_split_alpha: the lookahead rule of input splitting also bounds the boxes its cheap
+            bound leaves open with alpha-CROWN (alpha_box.py); False keeps the cheap bound only.
 
     Example::
 
@@ -140,6 +142,7 @@ class SmtVerifier(Verifier):
     falsify_samples: int = 4096
     relu_bab: bool = True
     device: str = "cpu"
+    input_split_alpha: bool = True
 
     def verify(
         self,
@@ -323,11 +326,13 @@ class SmtVerifier(Verifier):
             return out
         parallel = parallel and self.workers > 1 and shippable(check)
         stop = time.monotonic() + self.serial_s if parallel else None
-        out, stacks = serial_portfolio(net, case, check, deadline, stop_at=stop)
+        out, stacks = serial_portfolio(
+            net, case, check, deadline, stop_at=stop, alpha=self.input_split_alpha
+        )
         out.stats["method"] = "input_split"
         if out.status != "paused":
             return out
-        res = parallel_portfolio(net, case, check, deadline, stacks)
+        res = parallel_portfolio(net, case, check, deadline, stacks, self.input_split_alpha)
         merged = dict(out.stats)
         merge_stats(merged, res.stats)
         merged["method"] = f"input_split x{len(stacks)}"
