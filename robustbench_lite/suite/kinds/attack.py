@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from typing import Any
 
 import torch
@@ -44,12 +43,6 @@ class AttackKind(CheckKind):
 
     def components(self) -> Registry[Any]:
         return ATTACKS
-
-    def quick(self, check: Check) -> Check:
-        if check.component is None:
-            return check
-        quick = ATTACKS.get(check.component).quick_params
-        return replace(check, params=tuple({**check.param_dict, **quick}.items()))
 
     def run_cell(
         self,

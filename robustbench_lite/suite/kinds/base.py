@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -108,8 +109,15 @@ class CheckKind(ABC):
         return params, DEFAULT_TIMEOUT_S
 
     def quick(self, check: Check) -> Check:
-        """The check with faster settings for ``--quick`` (the attack kind's ``quick_params``)."""
-        return check
+        """The check with faster settings for ``--quick``: its component's ``quick_params``
+        (attacks declare them) over the check's own params."""
+        registry = self.components()
+        if check.component is None or registry is None:
+            return check
+        quick = getattr(registry.get(check.component), "quick_params", {})
+        return (
+            replace(check, params=tuple({**check.param_dict, **quick}.items())) if quick else check
+        )
 
     @abstractmethod
     def run_cell(

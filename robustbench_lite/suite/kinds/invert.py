@@ -10,7 +10,6 @@ the target model) and the attack's evaluation-classifier scores (:mod:`report.pr
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any
 
 import torch
@@ -106,12 +105,6 @@ class InvertKind(CheckKind):
 
     def allowed_metrics(self, component: type | None) -> tuple[str, ...]:
         return tuple(dict.fromkeys(super().allowed_metrics(component)))  # each name once
-
-    def quick(self, check: Check) -> Check:
-        if check.component is None:
-            return check
-        quick = ATTACKS.get(check.component).quick_params
-        return replace(check, params=tuple({**check.param_dict, **quick}.items()))
 
     def run_cell(
         self,
