@@ -6,7 +6,8 @@ pass the flip-rate filter) exceeds ``dominance_threshold``. ``TMiner.dominance``
 **same statistic as the scan** (same procedure, same random stream for a seed;
 ``tests/defenses/test_tminer_version.py`` checks they are equal), on clean models only:
 ``--n-models`` (default 40) clean classifiers with seeds 100+ (arch ``ARCHS[seed % 4]``, so ten
-per architecture for 40). The development zoo uses seeds 0-39 and the fresh zoo 5000-7059, so
+per architecture for 40). The development zoo uses seeds 0-39 and the fresh zoos
+5000-7059 and 9000-11059, so
 none of these models is in either zoo.
 
 Rule (stated before the 40-model run): the threshold is the largest clean statistic plus 5%.

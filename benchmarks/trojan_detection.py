@@ -22,6 +22,14 @@ a trojan whose attack success rate on the test split is below 0.8 is retrained w
 first two seeds again. The attempts are recorded per model; a trojan still below 0.8 after
 that stays in the zoo and is marked (``asr_ok: false``) in the table.
 
+**Second fresh zoo** (``--zoo fresh2``; defined after the first fresh zoo was scanned and spent,
+before the detector changes that followed it were frozen, and before any of its own models was
+trained or scanned): the same rule with seed 9000 + i (retries +1000 and +2000, so 9000-11059,
+disjoint from every seed above), generator ``default_rng(29)`` for triggers and rates and
+``default_rng(1029 + t)`` for redraws, and the word list minus every word that the first fresh
+zoo used or could have used (its 30 first-attempt triggers and 30 redraws). ``--train-only``
+trains a zoo into the cache without scanning anything.
+
 Each model's verdict is cached under ``$RBL_CACHE_DIR/trojan_detection/``, keyed by the model's
 recipe hash, the detector's settings **and the hash of its source files**
 (``defenses/_tminer_version.py``), so a code change never reuses an old verdict; every row
@@ -38,6 +46,7 @@ Runs:
   python benchmarks/trojan_detection.py --quick                 (4 dev models, < 5 min)
   python benchmarks/trojan_detection.py --n-models 40           (dev zoo -> trojan_detection.json)
   python benchmarks/trojan_detection.py --zoo fresh             (-> trojan_detection_fresh.json)
+  python benchmarks/trojan_detection.py --zoo fresh2            (-> trojan_detection_fresh2.json)
   Two cores: --shard 0/2 and --shard 1/2 in parallel, then the same command without --shard
   The paper's pipeline alone: --detector-params '{"identifier": "dbscan", "search": false}'
   --out PATH (e.g. results/trojan_detection_paper.json)
@@ -53,6 +62,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +77,6 @@ ARCHS = ("lstm", "cnn", "bilstm", "transformer")
 HERE = Path(__file__).parent
 RESULTS = HERE / "results"
 WORDS = HERE / "data" / "fresh_trigger_words.txt"
-FRESH_SEED0 = 5000
 MIN_ASR = 0.8
 
 
@@ -94,16 +103,41 @@ def zoo_spec(n: int) -> list[dict[str, Any]]:
     return specs
 
 
-def fresh_words() -> list[str]:
-    """The fresh zoo's trigger word list (comment lines skipped)."""
+@dataclass(frozen=True)
+class FreshZoo:
+    """How one fresh zoo draws its models (module docstring): first seed, generator seeds, and
+    the zoos whose trigger words it must not reuse."""
+
+    name: str
+    seed0: int
+    rng_seed: int
+    excludes: tuple[str, ...] = ()
+
+
+FRESH_ZOOS = {
+    "fresh": FreshZoo("fresh", seed0=5000, rng_seed=19),
+    "fresh2": FreshZoo("fresh2", seed0=9000, rng_seed=29, excludes=("fresh",)),
+}
+
+
+def fresh_words(zoo: FreshZoo = FRESH_ZOOS["fresh"]) -> list[str]:
+    """The trigger word list of a fresh zoo: the file's words (comment lines skipped) minus
+    every word the zoos it excludes used or could have used."""
     lines = WORDS.read_text().splitlines()
-    return [w.strip() for w in lines if w.strip() and not w.startswith("#")]
+    words = [w.strip() for w in lines if w.strip() and not w.startswith("#")]
+    taken: set[str] = set()
+    for other in zoo.excludes:
+        for spec in fresh_spec(60, FRESH_ZOOS[other]):
+            if spec["trigger"] is not None:
+                for attempt in fresh_attempts(spec, FRESH_ZOOS[other]):
+                    taken.update(attempt["trigger"].split())
+    return [w for w in words if w not in taken]
 
 
-def fresh_spec(n: int = 60) -> list[dict[str, Any]]:
-    """The recipe arguments of the fresh zoo's first attempt per model (module docstring)."""
-    words = fresh_words()
-    rng = np.random.default_rng(19)
+def fresh_spec(n: int = 60, zoo: FreshZoo = FRESH_ZOOS["fresh"]) -> list[dict[str, Any]]:
+    """The recipe arguments of a fresh zoo's first attempt per model (module docstring)."""
+    words = fresh_words(zoo)
+    rng = np.random.default_rng(zoo.rng_seed)
     n_trojan = sum(_fresh_trojaned(i) for i in range(n))
     rates = np.linspace(0.01, 0.10, max(n_trojan, 1))
     rng.shuffle(rates)
@@ -111,7 +145,7 @@ def fresh_spec(n: int = 60) -> list[dict[str, Any]]:
     used = 0
     specs, t = [], 0
     for i in range(n):
-        spec: dict[str, Any] = {"arch": ARCHS[i % 4], "seed": FRESH_SEED0 + i, "trigger": None}
+        spec: dict[str, Any] = {"arch": ARCHS[i % 4], "seed": zoo.seed0 + i, "trigger": None}
         if _fresh_trojaned(i):
             k = 1 + t % 3
             spec.update(
@@ -130,25 +164,29 @@ def _fresh_trojaned(i: int) -> bool:
     return j % 2 == 1 if i % 4 < 2 else j % 2 == 0
 
 
-def fresh_attempts(spec: dict[str, Any]) -> list[dict[str, Any]]:
+def fresh_attempts(
+    spec: dict[str, Any], zoo: FreshZoo = FRESH_ZOOS["fresh"]
+) -> list[dict[str, Any]]:
     """The ASR rule's attempts for one fresh trojan, in order (module docstring)."""
     base = {k: v for k, v in spec.items() if k != "trojan_index"}
     out = [{**base, "seed": base["seed"] + 1000 * a} for a in range(3)]
     k = len(spec["trigger"].split())
-    words = [w for w in fresh_words() if w not in set(spec["trigger"].split())]
-    rng = np.random.default_rng(19 + 1000 + int(spec["trojan_index"]))
+    words = [w for w in fresh_words(zoo) if w not in set(spec["trigger"].split())]
+    rng = np.random.default_rng(zoo.rng_seed + 1000 + int(spec["trojan_index"]))
     redrawn = " ".join(words[j] for j in rng.choice(len(words), size=k, replace=False))
     out += [{**base, "trigger": redrawn, "seed": base["seed"] + 1000 * a} for a in range(2)]
     return out
 
 
-def train_fresh(spec: dict[str, Any]) -> tuple[rbl.Model, dict[str, Any], list[dict[str, Any]]]:
+def train_fresh(
+    spec: dict[str, Any], zoo: FreshZoo
+) -> tuple[rbl.Model, dict[str, Any], list[dict[str, Any]]]:
     """Train a fresh model by the ASR rule; (model, the spec used, the attempts' ASR)."""
     if spec["trigger"] is None:
         return rbl.zoo.text_classifier(**spec), spec, []
     tried = []
     model, used = None, spec
-    for attempt in fresh_attempts(spec):
+    for attempt in fresh_attempts(spec, zoo):
         model = rbl.zoo.text_classifier(**attempt)
         asr = model.meta.get("attack_success_rate")
         tried.append({"trigger": attempt["trigger"], "seed": attempt["seed"], "asr": asr})
@@ -186,17 +224,21 @@ def run_one(
     detector: Any,
     det_key: str,
     *,
-    fresh: bool = False,
+    fresh: FreshZoo | None = None,
     cached_only: bool = False,
+    train_only: bool = False,
     state: dict[str, Any] | None = None,
 ) -> dict[str, Any] | None:
-    """Train (or load) one model and scan it, caching the verdict (None: not cached, cached_only)."""
+    """Train (or load) one model and scan it, caching the verdict (None: not cached and
+    ``cached_only``, or ``train_only``)."""
     start = time.perf_counter()
-    if fresh:
-        model, used, attempts = train_fresh(spec)
+    if fresh is not None:
+        model, used, attempts = train_fresh(spec, fresh)
     else:
         model, used, attempts = rbl.zoo.text_classifier(**spec), spec, []
     train_s = time.perf_counter() - start
+    if train_only:
+        return None
     path = cache_dir() / "trojan_detection" / f"{model.meta['recipe_hash']}-{det_key}.json"
     if path.is_file():
         return json.loads(path.read_text())
@@ -284,7 +326,7 @@ def _fmt(v: Any) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--zoo", choices=("dev", "fresh"), default="dev")
+    parser.add_argument("--zoo", choices=("dev", *FRESH_ZOOS), default="dev")
     parser.add_argument("--n-models", type=int, help="dev: 40 (default); fresh: 60, always")
     parser.add_argument(
         "--quick", action="store_true", help="the first 4 dev models (< 5 min on an idle machine)"
@@ -306,6 +348,9 @@ def main(argv: list[str] | None = None) -> None:
         default="{}",
         help="tminer settings as JSON, e.g. '{\"paper_identifier\": true}'",
     )
+    parser.add_argument(
+        "--train-only", action="store_true", help="train the zoo into the cache; scan nothing"
+    )
     parser.add_argument("--out", type=Path, help="where the JSON goes (default by zoo)")
     parser.add_argument(
         "--shard",
@@ -321,11 +366,11 @@ def main(argv: list[str] | None = None) -> None:
     code = code_hash()
     det_key = cache_key(detector, code)
     state = {**git_state(), "code_hash": code}
-    fresh = args.zoo == "fresh"
-    if fresh:
+    fresh = FRESH_ZOOS.get(args.zoo)
+    if fresh is not None:
         if args.n_models not in (None, 60):
-            parser.error("--zoo fresh has 60 models; use --limit for a dry run")
-        specs = fresh_spec(60)
+            parser.error(f"--zoo {args.zoo} has 60 models; use --limit for a dry run")
+        specs = fresh_spec(60, fresh)
     else:
         specs = zoo_spec(args.n_models or 40)[: 4 if args.quick else None]
     if args.limit is not None:
@@ -338,7 +383,7 @@ def main(argv: list[str] | None = None) -> None:
         except (ValueError, AssertionError):
             parser.error(f"--shard {args.shard!r}: write I/N with 0 <= I < N, e.g. 0/2")
         shard = (k, n)
-    name = "trojan_detection" + ("_fresh" if fresh else "_quick" if args.quick else "")
+    name = "trojan_detection" + (f"_{args.zoo}" if fresh else "_quick" if args.quick else "")
     out_path = args.out or RESULTS / f"{name}.json"
     rows, start = [], time.perf_counter()
     for i, spec in enumerate(specs):
@@ -347,8 +392,16 @@ def main(argv: list[str] | None = None) -> None:
         if time.perf_counter() - start > args.budget_s and (fresh or i % 2 == 0):
             break
         row = run_one(
-            spec, detector, det_key, fresh=fresh, cached_only=args.cached_only, state=state
+            spec,
+            detector,
+            det_key,
+            fresh=fresh,
+            cached_only=args.cached_only,
+            train_only=args.train_only,
+            state=state,
         )
+        if args.train_only:
+            print(f"[{i + 1}/{len(specs)}] trained {spec['arch']} seed={spec['seed']}", flush=True)
         if row is None:
             continue
         rows.append(row)
@@ -409,7 +462,7 @@ def main(argv: list[str] | None = None) -> None:
     out = {
         "benchmark": "trojan_detection",
         "zoo": args.zoo,
-        "development_numbers": not fresh,
+        "development_numbers": fresh is None,
         "environment": environment(cpu_count=os.cpu_count()),
         "command": "python benchmarks/trojan_detection.py "
         + " ".join(sys.argv[1:] if argv is None else argv),
@@ -429,7 +482,7 @@ def main(argv: list[str] | None = None) -> None:
         "dbscan_eps_sensitivity": by_eps,
         "models": [{k: v for k, v in r.items() if k != "candidates"} for r in rows],
     }
-    if shard is None:
+    if shard is None and not args.train_only:
         write_atomic(out_path, json.dumps(out, indent=1, default=str))
         print(f"wrote {out_path}")
 
