@@ -1,7 +1,11 @@
 """Robustness-scaling metrics of a report's eps sweeps: power law, boundary tilting, masking.
 
 A *sweep* is every attack check of a report with the same attack, parameters, norm, goal,
-defense and samples at two or more eps (a suite's ``eps: [...]`` list, or separate checks).
+defense and samples at :data:`MIN_SWEEP_EPS` (three) or more distinct eps (a suite's
+``eps: [...]`` list, or separate checks). Fewer eps are no sweep and get no scaling section: a
+power law needs :data:`~robustbench_lite.report.power_law.MIN_POINTS` points, so two checks
+(``builtin:snn``'s SDA at l0:20 and l0:4624) could never be fitted, and two points say nothing
+about a trend that the table does not already show.
 For each sweep the report carries (``Report.to_dict()["scaling"]``, and a section in the
 table, md and html formats):
 
@@ -34,10 +38,13 @@ from robustbench_lite.report.masking import (
     non_monotone,
     unbounded_not_zero,
 )
-from robustbench_lite.report.power_law import PowerLawFit, fit_power_law, fit_text
+from robustbench_lite.report.power_law import MIN_POINTS, PowerLawFit, fit_power_law, fit_text
 
 if TYPE_CHECKING:
     from robustbench_lite.report.model import CheckResult
+
+#: The fewest distinct eps that make a sweep: as many as a power-law fit takes.
+MIN_SWEEP_EPS = MIN_POINTS
 
 
 @dataclass(frozen=True)
@@ -154,8 +161,9 @@ def _point(r: CheckResult) -> SweepPoint:
 
 
 def sweeps(results: Sequence[CheckResult]) -> list[Sweep]:
-    """Every eps sweep among ``results`` (two or more eps, same attack/params/norm/goal/
-    defense/samples), in the order of their first check, with fits and masking flags."""
+    """Every eps sweep among ``results`` (at least :data:`MIN_SWEEP_EPS` distinct eps, same
+    attack/params/norm/goal/defense/samples), in the order of their first check, with fits and
+    masking flags. Checks at fewer distinct eps form no sweep (they stay ordinary rows)."""
     groups: dict[tuple[Any, ...], list[CheckResult]] = defaultdict(list)
     for r in results:
         if _is_point(r):
@@ -165,7 +173,7 @@ def sweeps(results: Sequence[CheckResult]) -> list[Sweep]:
         by_eps: dict[float, CheckResult] = {}
         for r in members:
             by_eps.setdefault(float(r.detail["eps"]), r)  # a repeated eps: the first check
-        if len(by_eps) < 2:
+        if len(by_eps) < MIN_SWEEP_EPS:
             continue
         first = members[0]
         points = tuple(_point(by_eps[e]) for e in sorted(by_eps))
