@@ -13,7 +13,6 @@ from robustbench_lite.cli._common import (
     positive_int,
 )
 from robustbench_lite.cli._inversion import check_inversion_args, is_inversion, run_inversion
-from robustbench_lite.cli._values import values_line
 from robustbench_lite.suite.options import seed_int
 
 NAME = "attack"
@@ -80,9 +79,9 @@ def run(args: argparse.Namespace) -> int:
         results=(check,),
         env=environment(seed=args.seed, **env, model_domain=domain),
     )
-    print(report.render("table"))  # the table and its notes (e.g. adaptive attacks' texts)
-    if kind == "invert":  # the privacy values have no table column
-        print(values_line(values))
+    # the table and its notes: adaptive attacks' texts, and the values line of a check whose row
+    # shows no accuracy (an inversion's target_top1, eval_top1, ...)
+    print(report.render("table"))
     if args.report:
         try:
             write_atomic(args.report, report.to_json())

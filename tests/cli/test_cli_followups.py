@@ -23,6 +23,14 @@ def _values(line: str) -> dict[str, float]:
     return {k: float(v) for k, v in zip(words[::2], words[1::2])}
 
 
+def _table_values(line: str, check_id: str) -> dict[str, float]:
+    """The table's values line of a row without accuracy columns: ``ID: k=v, k=v, ...``."""
+    head, _, rest = line.partition(": ")
+    assert head == check_id, line
+    pairs = (item.split("=") for item in rest.split(", "))
+    return {k: float(v) for k, v in pairs}
+
+
 def test_verify_runs_the_named_verifier_with_its_params(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], one_thread: None
 ) -> None:
@@ -90,7 +98,10 @@ def test_attack_runs_an_inversion_attack_on_every_class(
     assert check["kind"] == "invert" and check["detail"]["classes"] == [0, 1, 2, 3, 4]
     hits = check["detail"]["target_hit"]
     assert check["values"]["target_top1"] == pytest.approx(sum(hits) / len(hits))
-    assert _values(out[-1])["eval_top1"] == pytest.approx(check["values"]["eval_top1"], abs=1e-4)
+    printed = _table_values(out[-1], "mi_face-none:targeted")
+    assert printed.keys() == check["values"].keys()
+    assert printed["eval_top1"] == pytest.approx(check["values"]["eval_top1"], abs=1e-4)
+    assert sum("eval_top1" in line for line in out) == 1  # the values are printed once
     # the invert check's own path with the same seed gives the same reconstructions' scores
     model = rbl.load_model("zoo:digits-private-target")
     attack = rbl.create_attack("mi_face", max_iter=200, patience=20)
@@ -108,8 +119,11 @@ def test_attack_inversion_refuses_data_options(
     assert len(err.splitlines()) == 1 and "reads no data" in err and extra[0] in err
 
 
-def test_verify_default_is_smt_and_takes_its_params(capsys: pytest.CaptureFixture[str]) -> None:
+def test_verify_default_is_complete_and_takes_its_params(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     args = ["verify", "--model", "zoo:digits-mlp", "--threat", "linf:0.01", "--n", "4"]
     assert main([*args, "--param", "workers=1"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert "smt-linf:0.01" in out[2] and out[-1].startswith("verified ")
+    assert "complete-linf:0.01" in out[2] and out[-2].startswith("verified ")
+    assert out[-1].startswith("search over 4 samples: ")  # methods, domains, seconds per phase
