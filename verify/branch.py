@@ -11,11 +11,14 @@ when no dimension makes progress. On ACAS Xu prop 1 the lookahead needs 10-100x 
 but on other properties smear is faster: portfolio.py runs both. With ``alpha=True`` the boxes
 that the cheap bound leaves open are bounded again by alpha-CROWN (alpha_box.py: about ten
 times the cost per box, far tighter on deep nets like ACAS Xu) before they are split.
+A :class:`SplitProgress` reports the search every 2 s (elapsed, boxes left and visited, the
+worst open gap), across the time slices and processes of portfolio.py.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +47,50 @@ class Outcome:
     stack: list[Box] = field(default_factory=list)
     stats: dict[str, Any] = field(default_factory=dict)
     root_pre: list[tuple[np.ndarray, np.ndarray]] | None = None  # root layer bounds, if computed
+
+
+@dataclass
+class SplitProgress:
+    """Progress of one branching rule's search, kept across its time slices.
+
+    Every ``every_s`` seconds ``sink`` gets a dict: ``method`` (``input_split[RULE]``),
+    ``elapsed_s`` since ``start``, ``domains_left`` (open boxes on the stack), ``visited`` (boxes
+    bounded so far) and ``worst_gap`` (the smallest ``lb - d`` of an open disjunct's best row in
+    the last batch with open boxes: negative, rising to 0 as the search closes). A plain object
+    (``sink`` a module-level function) so that a worker process can take it along.
+    """
+
+    sink: Callable[[dict[str, Any]], None]
+    rule: str
+    start: float = field(default_factory=time.monotonic)
+    every_s: float = 2.0
+    visited: int = 0
+    worst_gap: float = float("-inf")
+    last: float = field(default_factory=time.monotonic)
+
+    def open_gap(self, gap: np.ndarray, act: np.ndarray, onehot: np.ndarray) -> None:
+        """Keep the smallest best-row gap ``lb - d`` (B, R) over the open disjuncts ``act``
+        (B, K) of a batch (``onehot`` (R, K): the rows of each disjunct); none open: unchanged."""
+        if act.any():
+            per = np.where(onehot[None], gap[:, :, None], -np.inf).max(axis=1)  # (B, K)
+            self.worst_gap = float(np.where(act, per, np.inf).min())
+
+    def batch(self, boxes: int, stack: list[Box]) -> None:
+        """Count a batch of ``boxes`` popped from ``stack`` (still open: counted as left); report
+        when ``every_s`` has passed since the last report."""
+        self.visited += boxes
+        now = time.monotonic()
+        if now - self.last >= self.every_s:
+            self.last = now
+            self.sink(
+                {
+                    "method": f"input_split[{self.rule}]",
+                    "elapsed_s": round(now - self.start, 1),
+                    "domains_left": sum(len(b[0]) for b in stack) + boxes,
+                    "visited": self.visited,
+                    "worst_gap": self.worst_gap,
+                }
+            )
 
 
 def initial_stack(case: Case) -> list[Box]:
@@ -111,10 +158,12 @@ def input_split(
     max_boxes: int = 50_000_000,
     split_rule: str = "best",
     alpha: bool = False,
+    progress: SplitProgress | None = None,
 ) -> Outcome:
     """Decide ``case`` by input splitting; ``paused`` returns the open ``stack`` at ``pause_at``.
 
     ``alpha``: also bound the boxes the cheap bound leaves open with alpha-CROWN (alpha_box.py).
+    ``progress``: told about every batch (it reports every 2 s).
     """
     C, d, group = stacked_spec(case)
     K = len(case.disjuncts)
@@ -131,6 +180,8 @@ def input_split(
         lo, hi, act = _pop(stack, batch)
         stats["boxes"] += lo.shape[0]
         stats["batches"] += 1
+        if progress is not None:
+            progress.batch(lo.shape[0], stack)
         bnd = propagate(net, lo, hi, C)
         row_refuted = bnd.spec_lb - d > 0  # (B, R)
         refuted = (row_refuted[:, :, None] & onehot[None]).any(axis=1)  # (B, K)
@@ -150,6 +201,8 @@ def input_split(
             more = lb - d > 0
             row_refuted |= more
             act = act & ~(more[:, :, None] & onehot[None]).any(axis=1)
+            if progress is not None:
+                progress.open_gap(np.maximum(gap, lb - d), act, onehot)
             alive = act.any(axis=1)
             stats["alpha_refuted"] = stats.get("alpha_refuted", 0) + int((~alive).sum())
             if not alive.all():
@@ -158,6 +211,8 @@ def input_split(
                 )
                 if lo.shape[0] == 0:
                     continue
+        elif progress is not None:
+            progress.open_gap(gap, act, onehot)
         open_rows = act @ onehot.T.astype(bool) & ~row_refuted  # (B, R)
         pts = _candidates(lo, hi, A, open_rows)
         found = check_most_violating(pts, disjunct_margin(net.forward(pts), C, d, group, K), check)

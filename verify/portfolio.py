@@ -15,17 +15,20 @@ The lookahead rule also bounds the boxes its cheap bound leaves open with alpha-
 (``ALPHA_RULES``, alpha_box.py; serially only from the first 1 s slice on).
 
 Both rules are sound on their own (every closed box is refuted by bounds, every counterexample
-re-checked), so taking whichever finishes first is sound.
+re-checked), so taking whichever finishes first is sound. With ``progress`` (one
+:class:`~.branch.SplitProgress` per rule, :func:`rule_progress`) each rule reports its search
+every 2 s, in the serial slices and in its worker process alike.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .branch import Box, Outcome, input_split
+from .branch import Box, Outcome, SplitProgress, input_split
 from .falsify import Check
 from .layers import Network
 from .properties import Case
@@ -40,6 +43,17 @@ ALPHA_RULES = ("best",)
 #: a batch of alpha bounds can take seconds, and most instances close in the first slices.
 ALPHA_SLICE_S = 1.0
 DECISIVE = ("sat", "unsat")
+#: Seconds between two progress reports of one rule (as ReLU branch and bound, bab.py).
+PROGRESS_S = 2.0
+
+
+def rule_progress(sink: Callable[[dict[str, Any]], None]) -> dict[str, SplitProgress]:
+    """One progress reporter per rule (every ``PROGRESS_S``), counting elapsed time from now."""
+    start = time.monotonic()
+    return {
+        rule: SplitProgress(sink, rule, start=start, every_s=PROGRESS_S, last=start)
+        for rule in RULES
+    }
 
 
 def merge_stats(total: dict[str, Any], stats: dict[str, Any]) -> None:
@@ -58,13 +72,14 @@ def serial_portfolio(
     slice_s: float = 0.25,
     stacks: dict[str, list[Box] | None] | None = None,
     alpha: bool = True,
+    progress: dict[str, SplitProgress] | None = None,
 ) -> tuple[Outcome, dict[str, list[Box] | None]]:
     """Alternate the rules in doubling time slices until one decides, ``deadline`` or ``stop_at``.
 
     Returns the outcome (``paused`` at ``stop_at``) and each undecided rule's open stack
     (``None`` = not started yet) so that the search can go on elsewhere. ``alpha``: the rules
     in ``ALPHA_RULES`` bound their open boxes with alpha-CROWN too (from the first slice of
-    ``ALPHA_SLICE_S``).
+    ``ALPHA_SLICE_S``). ``progress``: each rule's reporter (:func:`rule_progress`).
     """
     stacks = dict.fromkeys(RULES) if stacks is None else stacks
     total: dict[str, Any] = {}
@@ -88,6 +103,7 @@ def serial_portfolio(
                 pause_at=end,
                 split_rule=rule,
                 alpha=alpha and rule in ALPHA_RULES and slice_s >= ALPHA_SLICE_S,
+                progress=progress.get(rule) if progress else None,
             )
             merge_stats(total, out.stats)
             if out.status in DECISIVE:
@@ -117,6 +133,7 @@ class _RuleJob:
     check: Check
     deadline: float
     alpha: bool
+    progress: SplitProgress | None = None
 
 
 def _rule_worker(job: _RuleJob) -> tuple[str, Outcome]:
@@ -129,6 +146,7 @@ def _rule_worker(job: _RuleJob) -> tuple[str, Outcome]:
             stack=job.stack,
             split_rule=job.rule,
             alpha=job.alpha and job.rule in ALPHA_RULES,
+            progress=job.progress,
         )
 
 
@@ -139,16 +157,30 @@ def parallel_portfolio(
     deadline: float,
     stacks: dict[str, list[Box] | None],
     alpha: bool = True,
+    progress: dict[str, SplitProgress] | None = None,
 ) -> Outcome:
     """Each rule in its own forked process from its stack; the first decisive answer wins.
-    ``alpha``: the rules in ``ALPHA_RULES`` bound their open boxes with alpha-CROWN too."""
+    ``alpha``: the rules in ``ALPHA_RULES`` bound their open boxes with alpha-CROWN too.
+    ``progress``: each rule's reporter, carried on into its process."""
     ctx = worker_context()
     total: dict[str, Any] = {}
     status = "unknown"
     with ctx.Pool(len(RULES)) as pool:
         results = pool.imap_unordered(
             _rule_worker,
-            [_RuleJob(rule, stacks.get(rule), net, case, check, deadline, alpha) for rule in RULES],
+            [
+                _RuleJob(
+                    rule,
+                    stacks.get(rule),
+                    net,
+                    case,
+                    check,
+                    deadline,
+                    alpha,
+                    progress.get(rule) if progress else None,
+                )
+                for rule in RULES
+            ],
         )
         for _ in RULES:
             try:  # the parent enforces the deadline even if a worker's batch overruns it

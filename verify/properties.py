@@ -74,11 +74,11 @@ def robustness_property(
     """
     if threat.norm not in (Norm.LINF, Norm.L2):
         raise UnsupportedThreatError(
-            f"threat {threat.name}: the smt verifier supports linf and l2 balls"
+            f"threat {threat.name}: the complete verifier supports linf and l2 balls"
         )
     if threat.goal is Goal.TOP_K:
         raise UnsupportedThreatError(
-            f"threat {threat.name}: the smt verifier does not support top_k goals"
+            f"threat {threat.name}: the complete verifier does not support top_k goals"
         )
     x = np.asarray(x, dtype=np.float64).reshape(-1)
     lo = np.maximum(x - threat.eps, bounds[0])

@@ -1,4 +1,5 @@
-"""The ``smt`` verifier: falsify, bound, branch, and hand z3 only the leaves that remain.
+"""The ``complete`` verifier (alias ``smt``, its first name): falsify, bound, branch, and hand z3
+only the leaves that remain. Complete for ReLU networks: given time, every property is decided.
 
 Pipeline per property (see DESIGN.md "The verifier, in one picture"):
 lower the network exactly to ``Affine/ReLU`` (anything else raises UnsupportedLayerError,
@@ -39,7 +40,7 @@ from .branch import Outcome
 from .chain import ConvChain, conv_chain
 from .falsify import FalsifyParams, falsify
 from .layers import Network, lower_model
-from .portfolio import merge_stats, parallel_portfolio, serial_portfolio
+from .portfolio import merge_stats, parallel_portfolio, rule_progress, serial_portfolio
 from .properties import Case, Property, robustness_property
 from .relusplit import relu_split
 from .vnnlib import read_vnnlib
@@ -110,10 +111,14 @@ def to_float32_in_box(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarr
     return x32.astype(np.float32) if ok else None
 
 
-@register_verifier("smt")
+@register_verifier("complete", aliases=("smt",))
 @dataclass(frozen=True)
-class SmtVerifier(Verifier):
-    """Complete verifier for piecewise-linear (ReLU) networks: bounds + branching + z3 leaves.
+class CompleteVerifier(Verifier):
+    """Complete verifier for piecewise-linear (ReLU) networks: a portfolio of falsification
+    (samples + PGD), bound propagation (interval, CROWN, alpha/beta-CROWN), input splitting or
+    ReLU branch and bound, and z3 on small leaves; every counterexample re-checked.
+
+    Registered as ``complete``; ``smt`` (its name before the portfolio outgrew z3) is an alias.
 
     Args:
         workers: processes for input splitting and for many samples (the machine has 2 cores).
@@ -131,7 +136,7 @@ class SmtVerifier(Verifier):
 
     Example::
 
-        res = rbl.create_verifier("smt").verify(model, x, y, "linf:0.02", timeout_s=10)
+        res = rbl.create_verifier("complete").verify(model, x, y, "linf:0.02", timeout_s=10)
     """
 
     workers: int = 2
@@ -165,7 +170,7 @@ class SmtVerifier(Verifier):
         if threat.goal is Goal.TARGETED:
             raise RobustbenchLiteError(
                 f"threat {threat.name}: pass targets through verify_property; "
-                "the smt verifier checks untargeted robustness"
+                "the complete verifier checks untargeted robustness"
             )
         n_classes = net.n_outputs
         props = [
@@ -326,13 +331,22 @@ class SmtVerifier(Verifier):
             return out
         parallel = parallel and self.workers > 1 and shippable(check)
         stop = time.monotonic() + self.serial_s if parallel else None
+        progress = rule_progress(_progress) if log.isEnabledFor(logging.INFO) else None
         out, stacks = serial_portfolio(
-            net, case, check, deadline, stop_at=stop, alpha=self.input_split_alpha
+            net,
+            case,
+            check,
+            deadline,
+            stop_at=stop,
+            alpha=self.input_split_alpha,
+            progress=progress,
         )
         out.stats["method"] = "input_split"
         if out.status != "paused":
             return out
-        res = parallel_portfolio(net, case, check, deadline, stacks, self.input_split_alpha)
+        res = parallel_portfolio(
+            net, case, check, deadline, stacks, self.input_split_alpha, progress
+        )
         merged = dict(out.stats)
         merge_stats(merged, res.stats)
         merged["method"] = f"input_split x{len(stacks)}"
@@ -358,7 +372,7 @@ class SmtVerifier(Verifier):
 class _SampleJob:
     """One sample's property for a worker process (passed as the argument, never a global)."""
 
-    verifier: SmtVerifier
+    verifier: CompleteVerifier
     model: Model
     net: Network
     prop: Property
@@ -372,11 +386,13 @@ def _sample_worker(job: _SampleJob) -> PropertyResult:
 
 
 def _progress(info: dict[str, Any]) -> None:
-    """One progress line of a long branch and bound (every 2 s), logged at INFO: shown on
-    stderr by ``robustbench-lite --verbose verify ...``."""
+    """One progress line of a long search (every 2 s), logged at INFO: shown on stderr by
+    ``robustbench-lite --verbose verify ...``. ``info["method"]``: ``relu_bab`` (the default)
+    or ``input_split[RULE]``; its boxes are the domains."""
     if log.isEnabledFor(logging.INFO):
         log.info(
-            "relu_bab %.1fs: domains left %d, visited %d, worst open gap %.4g",
+            "%s %.1fs: domains left %d, visited %d, worst open gap %.4g",
+            info.get("method", "relu_bab"),
             info["elapsed_s"],
             info["domains_left"],
             info["visited"],

@@ -39,7 +39,12 @@ def names(kind: str) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    """One name a line; a component with aliases as ``NAME (alias OLD)``, found by either."""
+    from robustbench_lite.core.registry import REGISTRIES
+
+    registry = REGISTRIES.get(args.kind)
     for name in names(args.kind):
-        if fnmatch.fnmatch(name, args.pattern):
-            print(name)
+        aliases = registry.aliases(name) if registry is not None else []
+        if any(fnmatch.fnmatch(n, args.pattern) for n in [name, *aliases]):
+            print(f"{name} (alias {', '.join(aliases)})" if aliases else name)
     return 0

@@ -5,11 +5,12 @@
 writes the VNN-COMP result file (the verdict, then ``((X_0 v) ... (Y_0 v) ...)`` for sat).
 ``robustbench-lite verify --model zoo:digits-mlp --threat linf:0.01 --n 20`` verifies local
 robustness of dataset samples (``--data``, else the model's own data, else digits) and prints
-the verified / falsified / unknown fractions; ``--verifier NAME`` (default ``smt``) and
-``--param KEY=VALUE`` choose another verifier, e.g. ``--verifier smoothing --param sigma=0.25``,
-whose further values (certified accuracy at radii, abstentions) follow. The input shape comes
-from the model's file, else the data's samples, else ``--input-shape``; without one the run
-stops (exit 2), never a verdict.
+the verified / falsified / unknown fractions; ``--verifier NAME`` (default ``complete``, alias
+``smt``) and ``--param KEY=VALUE`` choose another verifier, e.g. ``--verifier smoothing --param
+sigma=0.25``, whose further values (certified accuracy at radii, abstentions) follow. Reports
+record a verifier by its canonical name (``--verifier smt`` is reported as ``complete``). The
+input shape comes from the model's file, else the data's samples, else ``--input-shape``;
+without one the run stops (exit 2), never a verdict.
 
 ``--timeout`` is a positive, finite number of seconds (at most a week) and covers the whole
 VNN-COMP run: loading the network, reading the property and deciding it. The network is loaded
@@ -41,11 +42,11 @@ from robustbench_lite.core.verifier import DEFAULT_TIMEOUT_S
 
 NAME = "verify"
 HELP = (
-    "verify a VNNLIB property of an ONNX network (smt), or robustness of dataset samples "
-    "(--verifier, default smt)"
+    "verify a VNNLIB property of an ONNX network (complete), or robustness of dataset samples "
+    "(--verifier, default complete)"
 )
 #: The verifier of the VNN-COMP mode and the default of the dataset mode.
-DEFAULT_VERIFIER = "smt"
+DEFAULT_VERIFIER = "complete"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -127,7 +128,9 @@ def run(args: argparse.Namespace) -> int:
     if args.network or args.property:
         if not (args.network and args.property) or args.model:
             raise RobustbenchLiteError("VNN-COMP mode takes NET.onnx PROP.vnnlib (and no --model)")
-        name = getattr(args, "verifier", DEFAULT_VERIFIER)
+        from robustbench_lite.core.registry import VERIFIERS
+
+        name = VERIFIERS.canonical(getattr(args, "verifier", DEFAULT_VERIFIER))
         if name != DEFAULT_VERIFIER or getattr(args, "param", None):
             raise RobustbenchLiteError(
                 f"VNN-COMP mode runs the {DEFAULT_VERIFIER} verifier; --verifier and --param are "
@@ -147,7 +150,7 @@ def _run_vnnlib(args: argparse.Namespace) -> int:
     from robustbench_lite.models.loading import open_model
 
     start = time.monotonic()
-    verifier = create_verifier("smt", workers=args.workers)
+    verifier = create_verifier(DEFAULT_VERIFIER, workers=args.workers)
     onnx_path = str(args.network) if str(args.network).lower().endswith(".onnx") else None
     old = signal.signal(signal.SIGALRM, _alarm)
     signal.setitimer(signal.ITIMER_REAL, args.timeout + HARD_GRACE_S)  # covers every step
@@ -245,6 +248,7 @@ def _run_dataset(args: argparse.Namespace) -> int:
     from robustbench_lite.models.domain import input_space_record
     from robustbench_lite.report.model import CheckResult, Report, environment
     from robustbench_lite.report.values import result_values
+    from robustbench_lite.report.verify_search import search_summary, search_text
 
     threat = ThreatModel.parse(args.threat)
     verifier = dataset_verifier(args, threat)  # a bad name, parameter or threat: before loading
@@ -260,6 +264,8 @@ def _run_dataset(args: argparse.Namespace) -> int:
     res = verifier.verify(model, x, y, threat, timeout_s=args.timeout)
     values = result_values(res)
     reasons = sorted({r for r in res.reasons.values()})
+    per_sample = list(res.stats.get("per_sample", []))
+    search = search_summary(per_sample)
     check = CheckResult(
         id=f"{name}-{threat.name}",
         kind="verify",
@@ -275,7 +281,8 @@ def _run_dataset(args: argparse.Namespace) -> int:
             "unknown_reasons": reasons,
             "model_domain": domain,
             # per sample: method, domains/boxes visited, seconds in bounds / z3 / falsification
-            "per_sample_stats": res.stats.get("per_sample", []),
+            "per_sample_stats": per_sample,
+            "timing": {"search": search},  # their sums (report/verify_search.py)
         },
     )
     report = Report(
@@ -294,6 +301,8 @@ def _run_dataset(args: argparse.Namespace) -> int:
     more = values_line(values, skip=shown)
     if more:  # e.g. smoothing's certified_accuracy@R and abstain_fraction
         print(more)
+    if search:  # the complete verifier: methods, domains, seconds per phase
+        print(f"search over {search_text(search)}")
     if args.report:
         write_atomic(args.report, report.to_json())
     return 0
@@ -305,7 +314,7 @@ def dataset_verifier(args: argparse.Namespace, threat: Any) -> Any:
     from robustbench_lite.core.registry import VERIFIERS, create_verifier
     from robustbench_lite.core.threat import require_supported
 
-    name = getattr(args, "verifier", DEFAULT_VERIFIER)
+    name = VERIFIERS.canonical(getattr(args, "verifier", DEFAULT_VERIFIER))  # smt -> complete
     params = parse_params(getattr(args, "param", None))
     if "workers" in [p.name for p in VERIFIERS.params(name)]:  # also an unknown-name error
         params.setdefault("workers", args.workers)

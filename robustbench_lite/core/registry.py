@@ -3,6 +3,11 @@
 Built-in components are found exactly as third-party ones are: through the entry-point group of
 the registry (declared in pyproject.toml), loaded lazily on the first lookup. So
 ``import robustbench_lite`` stays cheap and the core never imports its plug-ins.
+
+A name may have aliases (``@register_verifier("complete", aliases=("smt",))``): an alias finds
+the same item everywhere a name does, while listings, reports and caches use the canonical
+name (:meth:`Catalog.canonical`), so a suite that says ``smt`` gives the results of
+``complete``, recorded as ``complete``.
 """
 
 from __future__ import annotations
@@ -61,10 +66,19 @@ class Catalog(Generic[T]):
         self.entry_point_group = entry_point_group
         self.hint = hint or f"see `robustbench-lite list {kind}s`"
         self._items: dict[str, T] = {}
+        self._aliases: dict[str, str] = {}  # alias -> canonical name
         self._loaded = entry_point_group is None
 
     def add(self, name: str, item: T, *, replace: bool = False) -> T:
-        """Add ``item`` under ``name``; another item under a taken name raises unless ``replace``."""
+        """Add ``item`` under ``name``; another item under a taken name raises unless ``replace``
+        (which also takes the name back from an alias)."""
+        if name in self._aliases:
+            if not replace:
+                raise RegistryError(
+                    f"{self.kind} {name!r} is already an alias of {self._aliases[name]!r}; "
+                    "pass replace=True to override"
+                )
+            del self._aliases[name]
         existing = self._items.get(name)
         if (
             existing is not None
@@ -78,6 +92,35 @@ class Catalog(Generic[T]):
             )
         self._items[name] = item
         return item
+
+    def add_alias(self, alias: str, name: str, *, replace: bool = False) -> None:
+        """Let ``alias`` find the item ``name`` (registered, or registered later). An alias
+        that is a registered name raises; one that is another name's alias raises unless
+        ``replace``."""
+        if alias in self._items and alias != name:
+            raise RegistryError(
+                f"{self.kind} alias {alias!r} of {name!r} is already a registered name; "
+                "choose another alias"
+            )
+        taken = self._aliases.get(alias)
+        if taken is not None and taken != name and not replace:
+            raise RegistryError(
+                f"{self.kind} alias {alias!r} of {name!r} is already an alias of {taken!r}; "
+                "pass replace=True to override"
+            )
+        if alias != name:
+            self._aliases[alias] = name
+
+    def canonical(self, name: str) -> str:
+        """The registered name ``name`` stands for: itself, or the name it is an alias of."""
+        if name not in self._items and name not in self._aliases:
+            self.load_plugins()
+        return name if name in self._items else self._aliases.get(name, name)
+
+    def aliases(self, name: str) -> list[str]:
+        """The sorted aliases of the registered name ``name`` (empty for none)."""
+        self.load_plugins()
+        return sorted(a for a, n in self._aliases.items() if n == name)
 
     def _by(self, existing: T) -> str:
         """Who registered ``existing``, for the clash message (" by module.Class")."""
@@ -101,24 +144,40 @@ class Catalog(Generic[T]):
                 )
 
     def get(self, name: str) -> T:
-        """The item registered under ``name``; unknown names suggest the closest ones."""
-        if name not in self._items:
-            self.load_plugins()
-        if name not in self._items:
+        """The item registered under ``name`` or an alias of it; unknown names suggest the
+        closest names and aliases, and list the available names with their aliases."""
+        key = self.canonical(name)
+        if key not in self._items:
+            available = ", ".join(self._listed(n) for n in sorted(self._items))
+            close = did_you_mean(name, [*self._items, *self._aliases])
             raise RegistryError(
-                f"unknown {self.kind} {name!r}{did_you_mean(name, self._items) or ''}"
-                f"; available: {', '.join(sorted(self._items)) or 'none'} ({self.hint})"
+                f"unknown {self.kind} {name!r}{close or ''}"
+                f"; available: {available or 'none'} ({self.hint})"
             )
-        return self._items[name]
+        return self._items[key]
+
+    def _listed(self, name: str) -> str:
+        """``name``, with its aliases: ``"complete (alias smt)"``."""
+        aliases = sorted(a for a, n in self._aliases.items() if n == name)
+        if not aliases:
+            return name
+        return f"{name} (alias{'es' if len(aliases) > 1 else ''} {', '.join(aliases)})"
 
     def names(self, pattern: str = "*") -> list[str]:
-        """Sorted registered names matching the fnmatch ``pattern``."""
+        """Sorted registered names (never aliases) whose name or one of its aliases matches
+        the fnmatch ``pattern``."""
         self.load_plugins()
-        return sorted(n for n in self._items if fnmatch.fnmatch(n, pattern))
+        hits = {n for n in self._items if fnmatch.fnmatch(n, pattern)}
+        hits |= {
+            n for a, n in self._aliases.items() if n in self._items and fnmatch.fnmatch(a, pattern)
+        }
+        return sorted(hits)
 
     def __contains__(self, name: object) -> bool:
         self.load_plugins()
-        return name in self._items
+        return name in self._items or (
+            isinstance(name, str) and self._aliases.get(name) in self._items
+        )
 
 
 class Registry(Catalog[type[T]]):
@@ -138,12 +197,20 @@ class Registry(Catalog[type[T]]):
     def _by(self, existing: type[T]) -> str:
         return f" by {existing.__module__}.{existing.__qualname__}"
 
-    def register(self, name: str, *, replace: bool = False) -> Callable[[type[T]], type[T]]:
-        """Class decorator: ``@register_attack("pgd")``. Duplicate names raise unless ``replace``."""
+    def register(
+        self, name: str, *, aliases: Iterable[str] = (), replace: bool = False
+    ) -> Callable[[type[T]], type[T]]:
+        """Class decorator: ``@register_attack("pgd")``. Duplicate names raise unless ``replace``.
+
+        ``aliases``: other names that find the class (an old name kept working after a
+        rename); the class's ``name`` and every report keep the canonical ``name``."""
+        aliases = tuple(aliases)
 
         def decorator(cls: type[T]) -> type[T]:
             self.load_plugins()  # so a clash with a built-in is caught now, not at its import
             self.add(name, cls, replace=replace)
+            for alias in aliases:
+                self.add_alias(alias, name, replace=replace)
             cls.name = name  # type: ignore[attr-defined]
             return cls
 

@@ -96,7 +96,7 @@ class Verifier(ABC):
         (the CLI) reach property parsers only through them, never by importing a plug-in.
         """
         raise RobustbenchLiteError(
-            f"verifier {self.name!r} does not read property files; the smt verifier does"
+            f"verifier {self.name!r} does not read property files; the complete verifier does"
         )
 
     def verify_property(
@@ -107,5 +107,5 @@ class Verifier(ABC):
         The result has ``status``, ``reason``, ``x`` and ``y`` (the re-checked witness) and ``stats``.
         """
         raise RobustbenchLiteError(
-            f"verifier {self.name!r} does not decide property files; the smt verifier does"
+            f"verifier {self.name!r} does not decide property files; the complete verifier does"
         )

@@ -35,7 +35,7 @@ class Robustness:
         budget_s: fail the test when its robustness work takes longer (marker ``budget_s``).
         quick: use each attack's ``quick_params`` (``--rb-quick``).
         device: torch device for attacks and suites (``--rb-device``, e.g. ``cuda``); verifiers
-            and detectors run where the model was loaded (the SMT verifier works on the CPU).
+            and detectors run where the model was loaded (the complete verifier works on the CPU).
         trust_checkpoint: let model files load that run code (``--rb-trust-checkpoint``).
     """
 
@@ -141,6 +141,7 @@ class Robustness:
         from robustbench_lite.core.verifier import DEFAULT_TIMEOUT_S
 
         verifier, threat = create_verifier(name, **params), ThreatModel.parse(threat)
+        name = verifier.name  # an alias (``smt``) is recorded by its canonical name
         model, x, y = self._model_and_data(model, data)
         start = time.perf_counter()
         timeout_s = DEFAULT_TIMEOUT_S if timeout_s is None else timeout_s

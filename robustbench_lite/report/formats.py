@@ -149,11 +149,13 @@ def to_table(report: Report) -> str:
 def _table_with_alerts(report: Report) -> str:
     from robustbench_lite.report.adaptive_values import adaptive_lines
     from robustbench_lite.report.scaling import scaling_lines
+    from robustbench_lite.report.verify_search import search_lines
 
     notes = [
         *_rowless_values(report),
         *adaptive_lines(report.results),
         *scaling_lines(report.results),
+        *search_lines(report.results),
     ]
     lines = [plain(line) for line in notes]
     return "\n".join([to_table(report), *detection_messages(report), *lines])
@@ -304,6 +306,11 @@ def to_markdown(report: Report) -> str:
         lines += ["", "## Robustness scaling", ""] + [
             ("  - " if m.startswith("  ") else "- ") + md_text(m.strip()) for m in scaling
         ]
+    from robustbench_lite.report.verify_search import search_lines
+
+    search = search_lines(report.results)
+    if search:  # verifiers: methods, domains, seconds per phase (report/verify_search.py)
+        lines += ["", "## Verifier search", ""] + [f"- {md_text(m)}" for m in search]
     env = report.env
     lines += [
         "",

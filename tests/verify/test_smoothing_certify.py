@@ -179,7 +179,7 @@ def test_attacks_on_the_model_do_not_refute_certificates_of_the_smoothed_classif
     threat = ThreatModel.parse("l2:0.5")
     attack = Check(id="pgd", kind="attack", component="pgd", threat=threat)
     broken = CheckResult("pgd", "attack", "pgd", "l2:0.5", True, {}, detail={"success": [True]})
-    for verifier, refuted in (("smoothing", False), ("smt", True)):
+    for verifier, refuted in (("smoothing", False), ("complete", True)):
         check = Check(id="v", kind="verify", component=verifier, threat=threat)
         proven = CheckResult(
             "v", "verify", verifier, "l2:0.5", True, {}, detail={"status": ["verified"]}

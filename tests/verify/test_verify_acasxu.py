@@ -35,7 +35,7 @@ def test_known_answers(net: str, prop: str, expected: str) -> None:
     onnx_path = ROOT / "acasxu" / "onnx" / f"ACASXU_run2a_{net}_batch_2000.onnx"
     prop_obj = read_vnnlib(ROOT / "acasxu" / "vnnlib" / f"prop_{prop}.vnnlib")
     model = load_onnx_model(onnx_path)
-    res = create_verifier("smt", workers=1).verify_property(
+    res = create_verifier("complete", workers=1).verify_property(
         model, prop_obj, timeout_s=100, onnx_path=str(onnx_path)
     )
     assert res.status is {"sat": Status.FALSIFIED, "unsat": Status.VERIFIED}[expected], res.reason

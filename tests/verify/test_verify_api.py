@@ -1,4 +1,4 @@
-"""The Python and CLI front doors of the smt verifier; plug-in loading stays light."""
+"""The Python and CLI front doors of the complete verifier; plug-in loading stays light."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from robustbench_lite.core.types import Status
 
 def test_loading_the_verifier_plugins_does_not_import_z3_or_onnxruntime() -> None:
     code = (
-        "import sys, robustbench_lite as rbl; assert 'smt' in rbl.list_verifiers(); "
+        "import sys, robustbench_lite as rbl; assert 'complete' in rbl.list_verifiers(); "
         "print(','.join(m for m in ('z3', 'onnxruntime') if m in sys.modules))"
     )
     out = subprocess.run(
@@ -31,10 +31,14 @@ def test_digits_mlp_front_doors(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     x, y = digits[0][:6], digits[1][:6]
-    res = rbl.create_verifier("smt", workers=2).verify(digits_mlp, x, y, "linf:0.01", timeout_s=20)
+    res = rbl.create_verifier("complete", workers=2).verify(
+        digits_mlp, x, y, "linf:0.01", timeout_s=20
+    )
     assert len(res.per_sample) == 6 and res.verified_fraction >= 0.5
     assert res.layer_bounds is not None and res.layer_bounds[0][0].shape == (6, 32)
-    big = rbl.create_verifier("smt", workers=1).verify(digits_mlp, x, y, "linf:0.3", timeout_s=20)
+    big = rbl.create_verifier("complete", workers=1).verify(
+        digits_mlp, x, y, "linf:0.3", timeout_s=20
+    )
     assert big.falsified_fraction > 0
     for i, cex in big.counterexamples.items():
         assert big.per_sample[i] is Status.FALSIFIED

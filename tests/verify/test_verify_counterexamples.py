@@ -40,13 +40,17 @@ def test_float32_point_stays_in_box() -> None:
 def test_rejected_witnesses_are_never_falsified(monkeypatch: object) -> None:
     model = as_model(random_mlp([2, 5, 2], seed=2), 2)
     monkeypatch.setattr(smt, "Float32Check", lambda model, prop: lambda x: None)  # type: ignore[attr-defined]
-    res = rbl.create_verifier("smt", workers=1).verify_property(model, _sat_property(), timeout_s=5)
+    res = rbl.create_verifier("complete", workers=1).verify_property(
+        model, _sat_property(), timeout_s=5
+    )
     assert res.status is Status.UNKNOWN and res.x is None
 
 
 def test_counterexamples_are_rechecked_in_float32() -> None:
     model = as_model(random_mlp([2, 5, 2], seed=2), 2)
-    res = rbl.create_verifier("smt", workers=1).verify_property(model, _sat_property(), timeout_s=5)
+    res = rbl.create_verifier("complete", workers=1).verify_property(
+        model, _sat_property(), timeout_s=5
+    )
     assert res.status is Status.FALSIFIED
     x32 = torch.tensor(res.x, dtype=torch.float32)
     assert np.array_equal(x32.double().numpy(), res.x)  # exactly a float32 point

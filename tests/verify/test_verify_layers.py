@@ -87,7 +87,7 @@ def test_unsupported_layer_is_refused_with_op_and_node() -> None:
     with pytest.raises(
         rbl.UnsupportedLayerError, match=r"^unsupported: Tanh \(no exact .*\) at _1$"
     ):
-        rbl.create_verifier("smt", workers=1).verify(
+        rbl.create_verifier("complete", workers=1).verify(
             model, torch.rand(2, 2), torch.tensor([0, 1]), "linf:0.1", timeout_s=5
         )
 

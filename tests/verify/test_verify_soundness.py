@@ -40,7 +40,7 @@ def test_answers_match_exact_ground_truth(seed: int, quantile: float, relu_split
     t = float(vals.min() + (quantile - 0.3) * (vals.max() - vals.min()) * 0.2)
     prop = _threshold_property(2, lo, hi, row, t)
     verifier = create_verifier(
-        "smt", workers=1, input_split_max_dim=0 if relu_split else 16, falsify_samples=16
+        "complete", workers=1, input_split_max_dim=0 if relu_split else 16, falsify_samples=16
     )
     res = verifier.verify_property(as_model(net, 2), prop, timeout_s=30)
     truth = exact_answer(net, lo, hi, row[None], np.array([t]))
@@ -76,7 +76,7 @@ def test_robustness_with_l2_and_linf(relu_split: bool) -> None:
     model = as_model(net, 4, 0.0, 1.0)
     x = torch.rand(6, 4, generator=torch.Generator().manual_seed(1))
     y = model(x).argmax(1)
-    verifier = create_verifier("smt", workers=1, input_split_max_dim=0 if relu_split else 16)
+    verifier = create_verifier("complete", workers=1, input_split_max_dim=0 if relu_split else 16)
     decided = 0
     for threat in ("linf:0.002", "linf:0.05", "l2:0.1"):
         res = verifier.verify(model, x, y, threat, timeout_s=5)

@@ -91,7 +91,7 @@ def test_residual_batchnorm_pool_network_lowers_exactly() -> None:
     expected = net.double()(x.double()).detach().numpy()
     assert np.allclose(lowered.forward(x.double().reshape(64, -1).numpy()), expected, atol=1e-9)
     # and the verifier decides it; every FALSIFIED carries a re-checked counterexample
-    res = rbl.create_verifier("smt", workers=1).verify(
+    res = rbl.create_verifier("complete", workers=1).verify(
         model.to("cpu"),
         x[:4].clamp(0, 1),
         torch.zeros(4, dtype=torch.long),
@@ -156,7 +156,7 @@ def test_relu_subclass_is_never_verified_as_relu() -> None:
         net[0].bias.fill_(0.0)
     model = rbl.Model(net=net, input_shape=(1,), bounds=(-1.0, 0.0))
     with pytest.raises(rbl.UnsupportedLayerError, match="^unsupported: leaky_relu"):
-        rbl.create_verifier("smt", workers=1).verify(
+        rbl.create_verifier("complete", workers=1).verify(
             model, torch.tensor([[-0.5]]), torch.tensor([0]), "linf:0.5", timeout_s=5
         )
 
@@ -172,6 +172,6 @@ def test_a_float64_network_is_verified_and_rechecked_in_float64() -> None:
     model = rbl.Model(net=net, input_shape=(1,), bounds=(0.0, 2.0))
     box = np.array([1.0])
     prop = Property(1, 1, (Case(box, box, ((np.array([[-1.0]]), np.array([-1.00000001])),)),))
-    res = rbl.create_verifier("smt", workers=1).verify_property(model, prop, timeout_s=10)
+    res = rbl.create_verifier("complete", workers=1).verify_property(model, prop, timeout_s=10)
     assert res.status is Status.FALSIFIED and res.x is not None and float(res.x[0]) == 1.0
     assert float(net(torch.tensor([[1.0]], dtype=torch.float64)).detach()) >= 1.00000001

@@ -35,10 +35,12 @@ def _problem() -> tuple[rbl.Model, torch.Tensor, torch.Tensor]:
 @pytest.mark.slow
 def test_verdicts_agree_under_spawn(spawn_only: None) -> None:
     model, x, y = _problem()
-    serial = rbl.create_verifier("smt", workers=1).verify(model, x, y, "linf:0.08", timeout_s=60)
+    serial = rbl.create_verifier("complete", workers=1).verify(
+        model, x, y, "linf:0.08", timeout_s=60
+    )
     assert Status.UNKNOWN not in serial.per_sample
     # many samples: one worker process per sample
-    many = rbl.create_verifier("smt", workers=2).verify(model, x, y, "linf:0.08", timeout_s=60)
+    many = rbl.create_verifier("complete", workers=2).verify(model, x, y, "linf:0.08", timeout_s=60)
     assert many.per_sample == serial.per_sample
 
 
@@ -66,6 +68,8 @@ def test_a_job_that_cannot_be_pickled_runs_in_the_parent() -> None:
     local = as_model(net, 2)
     with pytest.raises((pickle.PicklingError, AttributeError)):
         pickle.dumps(local)
-    res = rbl.create_verifier("smt", workers=2).verify(local, x, y, "linf:0.08", timeout_s=60)
-    reference = rbl.create_verifier("smt", workers=1).verify(model, x, y, "linf:0.08", timeout_s=60)
+    res = rbl.create_verifier("complete", workers=2).verify(local, x, y, "linf:0.08", timeout_s=60)
+    reference = rbl.create_verifier("complete", workers=1).verify(
+        model, x, y, "linf:0.08", timeout_s=60
+    )
     assert res.per_sample == reference.per_sample

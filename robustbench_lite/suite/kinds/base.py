@@ -95,6 +95,7 @@ class CheckKind(ABC):
         node = keys[self.component_key]
         name = node.typed(str, f"a registered {self.component_key} component name")
         cls = component_class(node, registry, name)
+        name = registry.canonical(name)  # an alias (``verify: smt``) runs and reports the name
         params = (
             dict(keys["params"].typed(dict, "a mapping of parameters")) if "params" in keys else {}
         )

@@ -1,5 +1,11 @@
-"""The verify check: fractions of samples proven robust (``verify: smt``), and the soundness
+"""The verify check: fractions of samples proven robust (``verify: complete``), and the soundness
 cross-check against every comparable attack check of the same run.
+
+A verifier that keeps per-sample search statistics (``complete``: the method that decided each
+sample, domains visited, seconds in the attack, falsification, bounds and z3) gets them summed
+over the check's samples in ``detail["timing"]["search"]``, with the per-sample dicts in
+``detail["timing"]["per_sample"]`` (:mod:`robustbench_lite.report.verify_search`; timing detail,
+since they follow the wall clock, so not values).
 
 ``verify: smoothing`` (randomized-smoothing certificates, Cohen et al. 2019) also reports the
 certified accuracy at its ``radii`` (``certified_accuracy@0.5``, ...) and keeps per-sample radii
@@ -9,6 +15,7 @@ are about the smoothed classifier, so attacks on the model itself are not compar
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -21,6 +28,7 @@ from robustbench_lite.core.types import Goal, Inputs, Norm
 from robustbench_lite.report.certified import certified_values
 from robustbench_lite.report.model import CheckResult
 from robustbench_lite.report.values import verify_values
+from robustbench_lite.report.verify_search import search_summary
 from robustbench_lite.suite.cells import Cell, CellContext
 from robustbench_lite.suite.kinds.base import (
     CellPayload,
@@ -97,6 +105,7 @@ class VerifyKind(CheckKind):
             "reasons": {str(i): str(r) for i, r in res.reasons.items()},
             "counterexamples": sorted(int(i) for i in res.counterexamples),
             **_certified_payload(res.stats),
+            **_search_payload(res.stats, len(y)),
         }
 
     def cell_values(self, payload: Mapping[str, Any]) -> dict[str, Any]:
@@ -109,6 +118,9 @@ class VerifyKind(CheckKind):
             str(c.start + int(i)): r for c, p in cells for i, r in p.get("reasons", {}).items()
         }
         detail: dict[str, Any] = {"status": status, "reasons": reasons}
+        if cells and all("search_stats" in p for _, p in cells):  # per sample, in sample order
+            per_sample = flat(cells, "search_stats")
+            detail["timing"] = {"search": search_summary(per_sample), "per_sample": per_sample}
         if cells and all("radius" in p for _, p in cells):  # randomized-smoothing certificates
             detail.update({k: flat(cells, k) for k in _PER_SAMPLE})
             detail.update({k: cells[0][1][k] for k in _SETTINGS if k in cells[0][1]})
@@ -173,6 +185,29 @@ def _certified_payload(stats: Mapping[str, Any]) -> dict[str, Any]:
     if "radius" not in stats:
         return {}
     return {k: list(stats[k]) for k in _PER_SAMPLE} | {k: stats[k] for k in _SETTINGS if k in stats}
+
+
+def _search_payload(stats: Mapping[str, Any], n: int) -> dict[str, Any]:
+    """``search_stats``: the verifier's per-sample statistics (n JSON-ready dicts), when it
+    keeps them for every sample (``complete``); empty otherwise."""
+    per_sample = stats.get("per_sample")
+    if not isinstance(per_sample, (list, tuple)) or len(per_sample) != n:
+        return {}
+    if not all(isinstance(s, Mapping) for s in per_sample):
+        return {}
+    return {"search_stats": [_jsonable_stats(s) for s in per_sample]}
+
+
+def _jsonable_stats(stats: Mapping[str, Any]) -> dict[str, Any]:
+    """The numbers, texts and flags of one sample's statistics (floats to 4 decimals, a
+    non-finite one as None)."""
+    out: dict[str, Any] = {}
+    for key, value in stats.items():
+        if isinstance(value, float):
+            out[str(key)] = round(value, 4) if math.isfinite(value) else None
+        elif value is None or isinstance(value, (int, str, bool)):
+            out[str(key)] = value
+    return out
 
 
 def _comparable(v: Check, a: Check) -> bool:
