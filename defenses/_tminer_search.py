@@ -25,6 +25,16 @@ margin of the target class):
    trigger is one phrase far stronger than everything else (1.31-2.0 on 18 of 20 trojaned
    benchmark models).
 
+Issue 19, comparing a phrase with natural phrases of its own length (``reference="own"``, an
+option, off in the detector: ``"best"`` is its default and the rule before): the alternative of length k is the best
+phrase of length k, found by the same beam search, that avoids the words of the best phrase
+of length k only, instead of the words of every best phrase (of lengths 1-3). The old rule
+removed the 3-5 strongest natural words from every reference, so a clean model with a few
+strong sentiment words (the first fresh zoo's clean CNN 5025: "poorly", "mcdormand", "fails")
+compared "poorly mcdormand" with phrases of its 4th-6th strongest words (1.298 on the
+development re-run; 1.251 against its own-length reference "90 fails"). But trojans lose as
+much (development CNN 3, "presenting infinitely cameos": 1.396 -> 1.247; ``tminer.py``).
+
 Limits: a trigger none of whose words gains anything alone (a pure conjunction) is out of the
 beam's reach; a clean model with one unusually strong natural phrase looks trojaned.
 """
@@ -203,6 +213,7 @@ def search(
     max_len: int = 3,
     neighbours: int | None = 500,
     shortlist: int | None = 64,
+    reference: str = "best",
 ) -> SearchResult:
     """Beam search for the strongest phrases and how far they dominate the best disjoint phrases.
 
@@ -210,8 +221,12 @@ def search(
     vocabulary is tried), phrases on all N; neighbours of a phrase are looked for among the
     ``neighbours`` best single words (None: all); ``shortlist``: see :func:`beam_phrases`.
     ``positions`` (N,) are the insertion points.
+    ``reference``: the alternative of length k avoids the words of every best phrase
+    (``"best"``) or only those of the best phrase of length k (``"own"``, module docstring).
     Gains are in the units of ``target_score``.
     """
+    if reference not in ("best", "own"):
+        raise ValueError(f"reference={reference!r} is not one; use 'best' or 'own'")
     n = min(n_word_sentences, len(sentences))
     gains = word_gains(target_score, sentences[:n], positions[:n], words)
     phrases = beam_phrases(
@@ -228,23 +243,33 @@ def search(
         shortlist=shortlist,
     )
     best = _best_per_length(phrases)
-    used = {w for phrase, _ in best.values() for w in phrase}
-    keep = torch.tensor([int(w) not in used for w in words])
-    alternative = _best_per_length(
-        beam_phrases(
-            target_score,
-            sentences,
-            positions,
-            words[keep],
-            gains[keep],
-            pool=pool,
-            beam=beam,
-            max_len=max_len,
-            n_word_sentences=n,
-            neighbours=neighbours,
-            shortlist=shortlist,
+
+    def best_avoiding(used: set[int], length: int) -> dict[int, tuple[Phrase, float]]:
+        keep = torch.tensor([int(w) not in used for w in words])
+        return _best_per_length(
+            beam_phrases(
+                target_score,
+                sentences,
+                positions,
+                words[keep],
+                gains[keep],
+                pool=pool,
+                beam=beam,
+                max_len=length,
+                n_word_sentences=n,
+                neighbours=neighbours,
+                shortlist=shortlist,
+            )
         )
-    )
+
+    if reference == "best":
+        alternative = best_avoiding({w for phrase, _ in best.values() for w in phrase}, max_len)
+    else:
+        alternative = {}
+        for k, (phrase, _) in best.items():
+            alt = best_avoiding(set(phrase), k)
+            if k in alt:
+                alternative[k] = alt[k]
     dominance = {k: _ratio(best[k][1], alternative[k][1]) for k in best if k in alternative}
     return SearchResult(phrases, best, alternative, dominance)
 

@@ -10,6 +10,13 @@ the detector feeds the suspicious classifier is built here from ``Model.vocab`` 
   (``helper_sentence_random.py``).
 * :func:`class_sentences`: random sentences from the words that lean to one class, kept only if
   the classifier puts them in that class ("source-class synthetic inputs").
+  ``words="any"`` (a deviation, issue 19; an option of the dominance test, off by default,
+  see ``tminer.py``) draws the words from the whole vocabulary instead and keeps the sentences
+  the classifier puts in the class: they are as much the class's as the model says, but far
+  less polar (median source margin about 2 logits instead of 5-10 on development models),
+  nearer the boundary where a trigger learnt from 1-2% poisoned data flips them. When the
+  classifier puts too few of them in the class (a model leaning to the other class), the
+  class's leaning words are used, as for ``"lean"``.
 """
 
 from __future__ import annotations
@@ -71,15 +78,47 @@ def class_sentences(
     end_id: int | None,
     generator: torch.Generator,
     max_rounds: int = 20,
+    words: str = "lean",
 ) -> torch.Tensor:
     """``n`` synthetic sentences of words leaning to ``label``, each classified as ``label``.
 
     Words "lean" to ``label`` when their single-word probability of ``label`` is at least the
-    median over the vocabulary. Raises :class:`DataError` if the classifier never agrees.
+    median over the vocabulary; ``words="any"`` draws from the whole vocabulary (module
+    docstring) and falls back to the leaning words when fewer than ``n`` of
+    ``2 * n * max(2, max_rounds // 4)`` sentences land in ``label``. Raises :class:`DataError` if the
+    classifier never agrees.
     """
-    words = torch.tensor(vocab.words(), dtype=torch.int64)
-    p = scores[words, label]
-    pool = words[p >= p.median()]
+    if words not in ("lean", "any"):
+        raise ValueError(f"words={words!r} is not a word pool; use 'lean' or 'any'")
+    vocab_words = torch.tensor(vocab.words(), dtype=torch.int64)
+    if words == "any":
+        try:
+            rounds = max(2, max_rounds // 4)  # a model leaning to the other class: fall back soon
+            return _sentences_from(
+                model, vocab, vocab_words, label, n, n_words, length, end_id, generator, rounds
+            )
+        except DataError:
+            pass
+    p = scores[vocab_words, label]
+    pool = vocab_words[p >= p.median()]
+    return _sentences_from(
+        model, vocab, pool, label, n, n_words, length, end_id, generator, max_rounds
+    )
+
+
+def _sentences_from(
+    model: Model,
+    vocab: Vocabulary,
+    pool: torch.Tensor,
+    label: int,
+    n: int,
+    n_words: int,
+    length: int,
+    end_id: int | None,
+    generator: torch.Generator,
+    max_rounds: int,
+) -> torch.Tensor:
+    """``n`` random sentences of ``pool`` words that the classifier puts in ``label``."""
     kept: list[torch.Tensor] = []
     total = 0
     for _ in range(max_rounds):

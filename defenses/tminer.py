@@ -68,6 +68,32 @@ Issue 19 (sturdier, faster; measured on the development zoo, so development numb
   the verdicts and trigger recovery are unchanged (the false positive on model 8 remains:
   1.291) and scans take about 2.5 (LSTM), 4 (BiLSTM), 7.5 (CNN) and 15 (transformer) CPU
   seconds on one core, against 41-111 s wall before.
+* **The two failure modes, tried and left off by default** (options; development numbers on
+  the development zoo re-trained for this run and on the first fresh zoo's five errors, which
+  are development models from now on; the default statistic is the one before):
+
+  - ``sentence_words="any"``: the dominance test's search and flip filter use synthetic
+    sentences of words from the whole vocabulary that the model puts in the source class
+    (``_tminer_synth.class_sentences``) instead of the source class's leaning words (the
+    paper's kind of source-class input; ``"lean"``, the default). They are far less polar
+    (median source margin about 2 logits against 5-10), so a trigger learnt from 1-2%
+    poisoned data flips them (fresh transformer 5035, "flesh raunchy nelson" at 1.6%: 0.19 of
+    the polar ones, 0.99 of these; the search then finds the trigger itself) and the clean
+    CNNs' natural phrases dominate less (fresh 5025: 1.298 -> 1.194; 5049: 1.339 -> 1.294).
+    But margins on them compress every dominance towards 1, trojans' most: LSTM trojans
+    (development 1, 9) fell from 1.67 and 1.71 to 1.14 and 1.17, below the clean CNNs, and
+    the recovered low-rate triggers were not dominant either (5035: 1.04-1.07; the natural
+    3-word phrases gain as much). Net harm, so off.
+  - ``dominance_reference="own"``: the alternative of length k avoids only the words of the
+    best phrase of length k (``_tminer_search.search``), a reference of the phrase's own
+    length and shape instead of one that loses the 3-5 strongest natural words. Clean: 5025
+    1.298 -> 1.251, 5049 1.339 -> 1.321, development 8 1.291 -> 1.291; trojans: development
+    3 1.396 -> 1.247, development 1 1.670 -> 1.503, development 9 1.712 -> 1.712. It lowers
+    trojans as much as clean models, so off (``"best"``, the default).
+
+  The paper's pipeline never reads these options (its generator uses leaning-word sentences
+  and ``identifier="dbscan", search=False`` skips the dominance test), so its verdicts are
+  unchanged.
 
 Where the trigger was lost before (diagnosed stage by stage on a CNN trojaned with "notable
 pulpy" at 1%, ASR 1.0): the generator. Its soft copy-or-generate gate fooled the classifier
@@ -143,6 +169,14 @@ class TMiner(Detector):
             best single words (0: the whole vocabulary, as before; 500 is ~4x faster).
         search_shortlist: grown phrases scored on all ``search_sentences`` after a first
             scoring on ``search_word_sentences`` (0: all are, as before).
+        sentence_words: the words of the dominance test's synthetic source sentences (search and
+            flip rates): ``"lean"`` (the class's leaning words, as the paper's generator inputs;
+            default) or ``"any"`` (the whole vocabulary, kept when the model puts them in the
+            source class: less polar; tried for issue 19, off, module docstring). The
+            generator always uses ``"lean"``.
+        dominance_reference: the alternative a best phrase of length k is compared with avoids
+            the words of every best phrase (``"best"``, default) or of that phrase only
+            (``"own"``; tried for issue 19, off, module docstring).
         paper_identifier: also train the generator and run the paper's DBSCAN identifier with
             the default ``identifier="dominance"`` (its verdict goes to the evidence only; about
             35 s more per scan on one core). Always on with ``identifier="dbscan"``. Off, the
@@ -176,6 +210,8 @@ class TMiner(Detector):
     search_beam: int = 5
     search_neighbours: int = 500
     search_shortlist: int = 64
+    sentence_words: str = "lean"
+    dominance_reference: str = "best"
     paper_identifier: bool = False
 
     def scan(self, model: Model, data: Any = None) -> Detection:
@@ -302,7 +338,7 @@ class TMiner(Detector):
 
         gen = self._stream(source)
         found = self._search(ctx, source, ignore, gen)
-        flip_src = ctx.sentences(source, self.n_flip, generator=gen)
+        flip_src = ctx.sentences(source, self.n_flip, generator=gen, words=self.sentence_words)
         best = [found.best[k][0] for k in sorted(found.best)]
         rates = ident.flip_rates(
             lambda x, t=1 - source: ctx.predict(x) == t,
@@ -329,6 +365,16 @@ class TMiner(Detector):
             raise ParameterError(
                 "identifier",
                 f"{self.identifier!r} is not one; use 'dominance' (default) or 'dbscan' (the paper's)",
+            )
+        if self.sentence_words not in ("any", "lean"):
+            raise ParameterError(
+                "sentence_words",
+                f"{self.sentence_words!r} is not a word pool; use 'lean' (default) or 'any'",
+            )
+        if self.dominance_reference not in ("own", "best"):
+            raise ParameterError(
+                "dominance_reference",
+                f"{self.dominance_reference!r} is not one; use 'best' (default) or 'own'",
             )
         require_text_classifier(model.net, who="tminer")
         vocab = model.vocab
@@ -451,7 +497,9 @@ class TMiner(Detector):
         from . import _tminer_search as search
 
         target = 1 - source
-        sentences = ctx.sentences(source, self.search_sentences, generator=gen)
+        sentences = ctx.sentences(
+            source, self.search_sentences, generator=gen, words=self.sentence_words
+        )
         positions = (torch.rand(len(sentences), generator=gen) * sentences.shape[1]).long()
         words = torch.tensor([w for w in ctx.vocab.words() if w not in ignore], dtype=torch.int64)
         return search.search(
@@ -464,6 +512,7 @@ class TMiner(Detector):
             beam=self.search_beam,
             neighbours=self.search_neighbours or None,
             shortlist=self.search_shortlist or None,
+            reference=self.dominance_reference,
         )
 
     def _auxiliary(self, ctx: _Context, target: int, lengths: list[int]) -> list[tuple[int, ...]]:
@@ -512,9 +561,10 @@ class _Context:
         return logits[:, target] - logits[:, 1 - target]
 
     def sentences(
-        self, label: int, n: int, generator: torch.Generator | None = None
+        self, label: int, n: int, generator: torch.Generator | None = None, words: str = "lean"
     ) -> torch.Tensor:
-        """``n`` synthetic sentences classified as ``label`` (random stream: ``generator``, else the scan's)."""
+        """``n`` synthetic sentences classified as ``label`` (random stream: ``generator``, else
+        the scan's; ``words``: the word pool, ``_tminer_synth.class_sentences``)."""
         from . import _tminer_synth as S
 
         return S.class_sentences(
@@ -527,4 +577,5 @@ class _Context:
             self.length,
             end_id=self.end_id,
             generator=self.gen if generator is None else generator,
+            words=words,
         )

@@ -126,6 +126,20 @@ def test_tminer_names_a_bad_identifier(tiny_mlp: rbl.Model) -> None:
         rbl.create_detector("tminer", identifier="knn").scan(tiny_mlp)
 
 
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("sentence_words", "all", "sentence_words: 'all' is not a word pool; use 'lean'"),
+        ("dominance_reference", "any", "dominance_reference: 'any' is not one; use 'best'"),
+    ],
+)
+def test_tminer_names_a_bad_option(
+    tiny_mlp: rbl.Model, name: str, value: str, message: str
+) -> None:
+    with pytest.raises(rbl.RegistryError, match=message):
+        rbl.create_detector("tminer", **{name: value}).scan(tiny_mlp)
+
+
 def test_knee_eps_picks_the_elbow_and_dbscan_flags_the_far_point() -> None:
     from robustbench_lite.defenses._tminer_identify import find_outliers, knee_eps
 

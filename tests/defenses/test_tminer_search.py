@@ -47,11 +47,20 @@ def sentences(n: int = 32, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor, t
     return rows, positions, words
 
 
+@pytest.mark.parametrize("reference", ["own", "best"])
 @pytest.mark.parametrize("trigger", [(37,), (37, 101), (37, 101, 250)])
-def test_search_assembles_the_trigger_and_finds_it_dominant(trigger: tuple[int, ...]) -> None:
+def test_search_assembles_the_trigger_and_finds_it_dominant(
+    trigger: tuple[int, ...], reference: str
+) -> None:
     rows, positions, words = sentences()
     found = search.search(
-        additive_scorer(0, trigger, bonus=8.0), rows, positions, words, pool=20, beam=5
+        additive_scorer(0, trigger, bonus=8.0),
+        rows,
+        positions,
+        words,
+        pool=20,
+        beam=5,
+        reference=reference,
     )
     k = len(trigger)
     best_k, gain = found.best[k]
@@ -78,3 +87,22 @@ def test_phrase_gains_are_mean_margin_increases() -> None:
     weights = scorer(torch.arange(VOCAB)[:, None])
     expected = torch.stack([weights[5] + weights[9], weights[11] + weights[12]])
     assert torch.allclose(gains, expected, atol=1e-5)
+
+
+def test_the_own_reference_avoids_only_the_phrase_s_words() -> None:
+    """Additive clean model: the best pair is the two best words; its "own" alternative is the
+    3rd and 4th, while "best" also avoids the best triple's third word (4th and 5th)."""
+    rows, positions, words = sentences()
+    scorer = additive_scorer(0)
+    weights = scorer(torch.arange(VOCAB)[:, None])
+    ranked = [int(w) for w in weights.argsort(descending=True)[:5]]
+    found = {
+        ref: search.search(scorer, rows, positions, words, pool=20, beam=5, reference=ref)
+        for ref in ("own", "best")
+    }
+    assert set(found["own"].best[2][0]) == set(ranked[:2])
+    assert set(found["own"].alternative[2][0]) == set(ranked[2:4])
+    assert set(found["best"].alternative[2][0]) == set(ranked[3:5])
+    assert found["own"].dominance[2] < found["best"].dominance[2]
+    with pytest.raises(ValueError, match="reference='all' is not one"):
+        search.search(scorer, rows, positions, words, reference="all")
