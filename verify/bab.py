@@ -35,8 +35,11 @@ given up, so the answer becomes UNKNOWN, never a guess.
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -60,8 +63,15 @@ from .crown import (
 from .falsify import Check, check_most_violating, disjunct_margin, stacked_spec
 from .layers import Network
 from .properties import Case
+from .workers import shippable, worker_context
 
 Progress = Callable[[dict[str, Any]], None]
+#: worker processes stop this many seconds before the deadline, so that their statistics
+#: reach the parent before it gives up waiting (1 s after the deadline)
+REPORT_S = 0.5
+#: with more than one process, the search runs here until every one of ``2 * workers``
+#: shares can get this many open domains, then goes to the pool
+GROW_PER_SHARE: float = 4
 Entry = tuple[Domains, list[torch.Tensor], torch.Tensor]  # domains, lam of worst row, worst row
 
 
@@ -69,28 +79,48 @@ class _Search:
     """One case's BaB state: spec, boxes on the device, stats."""
 
     def __init__(
-        self, chain: ConvChain, net: Network, case: Case, check: Check, device: str
+        self,
+        chain: ConvChain,
+        net: Network,
+        case: Case,
+        check: Check,
+        device: str,
+        disjuncts: list[int] | None = None,
+        stats: dict[str, Any] | None = None,
     ) -> None:
         self.chain, self.net, self.case, self.check = chain, net, case, check
+        self.work: WorkChain | None = None  # set by the loop: the lookahead's precision
         C, d, group = stacked_spec(case)
+        #: the case's disjunct ids this search decides (all by default); rows of the others
+        #: are left out of every bound, so a domain costs what its own rows cost
+        self.disjuncts = list(range(len(case.disjuncts))) if disjuncts is None else disjuncts
+        if disjuncts is not None:
+            keep = np.isin(group, disjuncts)
+            remap = {k: i for i, k in enumerate(disjuncts)}
+            C, d = C[keep], d[keep]
+            group = np.array([remap[int(g)] for g in group[keep]], dtype=int)
         self.C = torch.from_numpy(C).to(device)
         self.d = torch.from_numpy(d).to(device)
-        self.K = len(case.disjuncts)
+        self.K = len(self.disjuncts)
         self.group = group
         self.C_np, self.d_np = C, d
         self.onehot = torch.from_numpy(np.stack([group == k for k in range(self.K)], 1)).to(device)
         self.lo = torch.from_numpy(case.lo)[None].to(device)
         self.hi = torch.from_numpy(case.hi)[None].to(device)
-        self.stats: dict[str, Any] = {
-            "domains": 0,
-            "bab_steps": 0,
-            "z3_leaves": 0,
-            "z3_unknown": 0,
-            "stuck": 0,
-            "time_bounds_s": 0.0,
-            "time_z3_s": 0.0,
-            "time_falsify_s": 0.0,
-        }
+        self.stats: dict[str, Any] = (
+            stats
+            if stats is not None
+            else {
+                "domains": 0,
+                "bab_steps": 0,
+                "z3_leaves": 0,
+                "z3_unknown": 0,
+                "stuck": 0,
+                "time_bounds_s": 0.0,
+                "time_z3_s": 0.0,
+                "time_falsify_s": 0.0,
+            }
+        )
 
     def boxes(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         return self.lo.expand(n, -1), self.hi.expand(n, -1)
@@ -185,20 +215,24 @@ class _Search:
             betas.append(dom.beta[j][idx, worst][:, None].repeat(2 * k, 1, 1))
             splits.append(dom.splits[j].repeat(2 * k, 1))
         lo, hi = self.boxes(2 * k * N)
+        # a heuristic score, never a decision: computed in the optimiser's (float32) precision
+        net = self.work.chain if self.work is not None else self.chain
+        dt = self.work.dtype if self.work is not None else lo.dtype
         with torch.no_grad():
             b = backsub(
-                self.chain,
-                self.chain.n_relu_layers,
-                rows.repeat(2 * k, 1, 1),
-                lo,
-                hi,
-                lowers,
-                uppers,
-                alpha=alphas,
-                beta=betas,
+                net,
+                net.n_relu_layers,
+                rows.repeat(2 * k, 1, 1).to(dt),
+                lo.to(dt),
+                hi.to(dt),
+                [v.to(dt) for v in lowers],
+                [v.to(dt) for v in uppers],
+                alpha=[v.to(dt) for v in alphas],
+                beta=[v.to(dt) for v in betas],
                 splits=splits,
+                magnitude=False,
             )
-        val = b.sound[:, 0].reshape(2 * k, N)
+        val = b.lb[:, 0].reshape(2 * k, N).to(lo.dtype)
         return torch.minimum(val[0::2], val[1::2]).T  # (N, k)
 
 
@@ -228,18 +262,24 @@ def relu_bab(
     batch: int = 32,
     root_steps: int = 20,
     layer_steps: int = 10,
-    steps: int = 8,
+    steps: int | None = None,
     lr: float = 0.1,
     fsb_k: int = 3,
     leaf_unstable: int = 12,
     leaf_timeout_s: float = 20.0,
     z3_max_neurons: int = 2000,
-    refine_max_neurons: int = 4096,
+    refine_max_neurons: int = 2000,
     device: str = "cpu",
     float32_steps: bool = True,
     progress: Progress | None = None,
+    workers: int | None = None,
 ) -> Outcome:
     """Decide ``case`` by batched ReLU branch and bound on alpha/beta-CROWN bounds.
+
+    The root is bounded once for all disjuncts; then every disjunct the root leaves open gets
+    its own search (easiest first: largest root gap), whose domains carry and bound only that
+    disjunct's rows. The case is unsat when every disjunct is refuted on the whole box, so the
+    searches are independent; the first sat ends the case.
 
     Args:
         chain: the conv-native network, checked against ``net`` (:func:`~.chain.conv_chain`).
@@ -249,11 +289,18 @@ def relu_bab(
         batch: parents split per step (``2 * batch`` children bounded at once).
         root_steps / layer_steps / steps: Adam steps on the root's spec rows, on each of the
             root's intermediate layers, and on every batch of children; ``lr`` their step size.
+            ``steps=None``: 8 for nets whose children's intermediate bounds are refined (at
+            most ``refine_max_neurons``, the MLPs), 2 for larger ones (on oval21's conv nets
+            two steps and more domains decide more per CPU second than eight).
         fsb_k: candidates per domain that filtered smart branching bounds (1 = the filter alone).
         leaf_unstable / leaf_timeout_s / z3_max_neurons: z3 leaves (see the module docstring).
         refine_max_neurons: recompute children's intermediate bounds up to this network size.
         device: torch device of the bounds; ``float32_steps`` optimise in float32.
         progress: called about every 2 s with elapsed_s, domains_left, visited, worst_gap.
+        workers: processes for the search (None: 2 where possible, see :func:`_n_workers`).
+            The search grows to ``GROW_PER_SHARE * 2 * workers`` open domains per disjunct in
+            this process; they are dealt round-robin into ``2 * workers`` shares run on a
+            process pool.
 
     Returns an :class:`~.branch.Outcome` (unsat / sat with a checked ``x`` / timeout /
     unknown) whose ``stats`` count domains, BaB steps, z3 leaves and the seconds spent in
@@ -300,89 +347,305 @@ def relu_bab(
     stats["root_gap"] = round(worst_gap, 6) if np.isfinite(worst_gap) else None
     if found is not None:
         return Outcome("sat", x=found, stats=stats, root_pre=root_np)
-    stack: list[Entry] = [entry] if entry is not None else []
-    use_z3 = sum(chain.sizes()) <= z3_max_neurons
+    if entry is None:
+        return Outcome("unsat", stats=stats, root_pre=root_np)
+    # per open disjunct: its best row's root gap (the disjunct is refuted once any row is)
+    with torch.no_grad():
+        gap = (spec_bound(chain, root, s.lo, s.hi, s.C, record=False).sound - s.d)[0]
+    open_k = [k for k in range(s.K) if bool(entry[0].act[0, k])]
+    best = {k: float(gap[torch.from_numpy(s.group == k)].max()) for k in open_k}
+    open_k.sort(key=lambda k: -best[k])
+    stats["open_disjuncts"] = len(open_k)
     refresh = sum(chain.sizes()) <= refine_max_neurons
-    leaf_solver = None
-    last_report = start
-    while stack:
-        now = time.monotonic()
-        if now > deadline:
-            return Outcome("timeout", stats=stats, root_pre=root_np)
-        if progress is not None and now - last_report > 2.0:
-            last_report = now
-            progress(
-                {
-                    "elapsed_s": round(now - start, 1),
-                    "domains_left": sum(len(e[0]) for e in stack),
-                    "visited": stats["domains"],
-                    "worst_gap": worst_gap,
-                }
-            )
-        dom, lam, worst = stack.pop()
-        if len(dom) > batch:
-            n = len(dom)
-            stack.append(
-                (dom.take(slice(0, n - batch)), [v[: n - batch] for v in lam], worst[: n - batch])
-            )
-            dom, lam, worst = (
-                dom.take(slice(n - batch, None)),
-                [v[n - batch :] for v in lam],
-                worst[n - batch :],
-            )
-        t = time.monotonic()
-        layer, neuron, n_free = s.choose(dom, lam, worst, fsb_k)
-        stats["time_bounds_s"] += time.monotonic() - t
-        leaf = n_free <= (leaf_unstable if use_z3 else 0)
-        for i in torch.nonzero(leaf).flatten().tolist():
-            if not use_z3:
-                stats["stuck"] += 1
-                continue
-            if leaf_solver is None:
-                from .encoders import LeafSolver
-
-                leaf_solver = LeafSolver(net, case, root_np)
-            timeout = min(leaf_timeout_s, deadline - time.monotonic())
-            if timeout <= 0:
-                return Outcome("timeout", stats=stats, root_pre=root_np)
-            t = time.monotonic()
-            stats["z3_leaves"] += 1
-            status, x = leaf_solver.check(
-                case.lo,
-                case.hi,
-                [(lw[i].cpu().numpy(), u[i].cpu().numpy()) for lw, u in zip(dom.lower, dom.upper)],
-                dom.act[i].cpu().numpy(),
-                timeout,
-            )
-            stats["time_z3_s"] += time.monotonic() - t
-            if status == "sat" and x is not None:
-                checked = check(x)
-                if checked is not None:
-                    return Outcome("sat", x=checked, stats=stats, root_pre=root_np)
-                status = "unknown"  # a real-valued witness that float32 does not confirm
-            if status != "unsat":
-                stats["z3_unknown"] += 1
-        go = torch.nonzero(~leaf).flatten()
-        if go.numel() == 0:
-            continue
-        kids = _children(dom.take(go), layer[go], neuron[go])
-        stats["domains"] += len(kids)
-        stats["bab_steps"] += 1
-        lo, hi = s.boxes(len(kids))
-        t = time.monotonic()
-        if refresh:
-            try:
-                refine(chain, kids, lo, hi, deadline, first=int(layer[go].min()) + 1)
-            except DeadlineExceeded:
-                return Outcome("timeout", stats=stats, root_pre=root_np)
-        optimise(chain, kids, lo, hi, s.C, steps=steps, lr=lr, deadline=deadline, work=work)
-        stats["time_bounds_s"] += time.monotonic() - t
-        entry, found, gap = s.evaluate(kids)
+    if steps is None:
+        steps = 8 if refresh else 2
+    settings: dict[str, Any] = dict(
+        batch=batch,
+        steps=steps,
+        lr=lr,
+        fsb_k=fsb_k,
+        leaf_unstable=leaf_unstable,
+        leaf_timeout_s=leaf_timeout_s,
+        use_z3=sum(chain.sizes()) <= z3_max_neurons,
+        refresh=refresh,
+        work=work,
+        progress=progress,
+        start=start,
+        root_np=root_np,
+    )
+    loop = _Loop(**settings)
+    n_workers = _n_workers(workers, check)
+    grow_to = max(1, int(GROW_PER_SHARE * 2 * n_workers)) if n_workers > 1 else None
+    unknown = False
+    pending: list[tuple[int, list[Entry]]] = []
+    for k in open_k:
+        sub = _Search(chain, net, case, check, device, disjuncts=[k], stats=stats)
+        rows = torch.from_numpy(s.group == k)
+        dom = Domains(
+            [v.clone() for v in lower],
+            [v.clone() for v in upper],
+            [v.clone() for v in root.splits],
+            [a[:, rows] for a in root.alpha],
+            [b[:, rows] for b in root.beta],
+            torch.ones(1, 1, dtype=torch.bool, device=s.lo.device),
+        )
+        sub_entry, found, _ = sub.evaluate(dom)
         if found is not None:
             return Outcome("sat", x=found, stats=stats, root_pre=root_np)
-        if entry is not None:
-            worst_gap = gap
-            stack.append(entry)
-    if stats["z3_unknown"] or stats["stuck"]:
-        return Outcome("unknown", stats=stats, root_pre=root_np)
-    return Outcome("unsat", stats=stats, root_pre=root_np)
+        if sub_entry is None:
+            continue
+        out = loop.run(sub, [sub_entry], deadline, grow_to=grow_to)
+        if out == "paused":
+            pending.append((k, loop.stack))
+            continue
+        if out in ("sat", "timeout"):
+            return Outcome(out, x=loop.found, stats=stats, root_pre=root_np)
+        unknown = unknown or out == "unknown"
+    if pending:
+        jobs = [
+            _Job(chain, net, case, check, device, deadline, settings, part)
+            for part in _deal(pending, 2 * n_workers)
+        ]
+        stats["bab_shares"] = len(jobs)
+        out, x = _run_jobs(jobs, n_workers, deadline, stats)
+        if out in ("sat", "timeout"):
+            return Outcome(out, x=x, stats=stats, root_pre=root_np)
+        unknown = unknown or out == "unknown"
+    return Outcome("unknown" if unknown else "unsat", stats=stats, root_pre=root_np)
+
+
+def _n_workers(workers: int | None, check: Check) -> int:
+    """Processes for the search: ``workers``, or by default 2 where this process may have
+    children (not a daemon), the machine has 2 cores and the job can be pickled."""
+    if workers is not None:
+        return max(1, workers)
+    if multiprocessing.current_process().daemon or (os.cpu_count() or 1) < 2:
+        return 1
+    return 2 if shippable(check) else 1
+
+
+def _deal(
+    pending: list[tuple[int, list[Entry]]], parts: int
+) -> list[list[tuple[int, list[Entry]]]]:
+    """Every disjunct's open domains dealt round-robin into ``parts`` shares (a hard subtree's
+    siblings land in different shares), each share keeping the per-disjunct grouping."""
+    out: list[list[tuple[int, list[Entry]]]] = [[] for _ in range(parts)]
+    for k, stack in pending:
+        for p in range(parts):
+            share = []
+            for dom, lam, worst in stack:
+                if p >= len(dom):
+                    continue
+                idx = torch.arange(p, len(dom), parts, device=worst.device)
+                share.append((dom.take(idx), [v[idx] for v in lam], worst[idx]))
+            if share:
+                out[p].append((k, share))
+    return [o for o in out if o]
+
+
+@dataclass
+class _Job:
+    """One worker's share of the search: per disjunct id, its open domains."""
+
+    chain: ConvChain
+    net: Network
+    case: Case
+    check: Check
+    device: str
+    deadline: float
+    settings: dict[str, Any]
+    items: list[tuple[int, list[Entry]]]
+
+
+def _worker(job: _Job) -> tuple[str, np.ndarray | None, dict[str, Any]]:
+    """Run a share's searches in this (forked) process; ("unsat"|"sat"|"timeout"|"unknown",
+    checked counterexample, stats)."""
+    torch.set_num_threads(1)
+    stats: dict[str, Any] = {}
+    loop = _Loop(**job.settings)
+    unknown = False
+    for k, stack in job.items:
+        sub = _Search(job.chain, job.net, job.case, job.check, job.device, disjuncts=[k])
+        out = loop.run(sub, stack, job.deadline - REPORT_S)
+        _add(stats, sub.stats)
+        if out in ("sat", "timeout"):
+            return out, loop.found, stats
+        unknown = unknown or out == "unknown"
+    return ("unknown" if unknown else "unsat"), None, stats
+
+
+def _add(total: dict[str, Any], stats: dict[str, Any]) -> None:
+    for key, val in stats.items():
+        if isinstance(val, (int, float)) and not isinstance(val, bool):
+            total[key] = total.get(key, 0) + val
+
+
+def _run_jobs(
+    jobs: list[_Job], n_workers: int, deadline: float, stats: dict[str, Any]
+) -> tuple[str, np.ndarray | None]:
+    """The shares on a pool of ``n_workers`` processes; the first sat or timeout ends all."""
+    unknown = False
+    with worker_context().Pool(n_workers) as pool:
+        results = pool.imap_unordered(_worker, jobs)
+        for _ in jobs:
+            try:  # the parent enforces the deadline even if a worker's step overruns it
+                out, x, st = results.next(
+                    timeout=min(max(0.0, deadline - time.monotonic()) + 1.0, 1e6)
+                )
+            except multiprocessing.TimeoutError:
+                pool.terminate()
+                return "timeout", None
+            _add(stats, st)
+            if out in ("sat", "timeout"):
+                pool.terminate()
+                return out, x
+            unknown = unknown or out == "unknown"
+    return ("unknown" if unknown else "unsat"), None
+
+
+class _Loop:
+    """The BaB loop of one :class:`_Search` (its disjuncts), with the search's settings."""
+
+    def __init__(
+        self,
+        *,
+        batch: int,
+        steps: int,
+        lr: float,
+        fsb_k: int,
+        leaf_unstable: int,
+        leaf_timeout_s: float,
+        use_z3: bool,
+        refresh: bool,
+        work: WorkChain | None,
+        progress: Progress | None,
+        start: float,
+        root_np: list[tuple[np.ndarray, np.ndarray]],
+    ) -> None:
+        self.batch, self.steps, self.lr, self.fsb_k = batch, steps, lr, fsb_k
+        self.leaf_unstable, self.leaf_timeout_s = leaf_unstable, leaf_timeout_s
+        self.use_z3, self.refresh, self.work = use_z3, refresh, work
+        self.progress, self.start, self.root_np = progress, start, root_np
+        self.last_report = start
+        self.leaf_solver: Any = None
+        self.found: np.ndarray | None = None
+        self.stack: list[Entry] = []
+
+    def run(
+        self, s: _Search, stack: list[Entry], deadline: float, grow_to: int | None = None
+    ) -> str:
+        """ "unsat" (every domain closed), "sat" (``self.found`` set), "timeout", "unknown", or
+        "paused" once ``grow_to`` domains are open (then ``self.stack`` holds them)."""
+        stats, chain, batch = s.stats, s.chain, self.batch
+        s.work = self.work
+        worst_gap = -float("inf")
+        while stack:
+            if grow_to is not None and sum(len(e[0]) for e in stack) >= grow_to:
+                self.stack = stack
+                return "paused"
+            now = time.monotonic()
+            if now > deadline:
+                return "timeout"
+            if self.progress is not None and now - self.last_report > 2.0:
+                self.last_report = now
+                self.progress(
+                    {
+                        "elapsed_s": round(now - self.start, 1),
+                        "disjunct": s.disjuncts[0],
+                        "domains_left": sum(len(e[0]) for e in stack),
+                        "visited": stats["domains"],
+                        "worst_gap": worst_gap,
+                    }
+                )
+            dom, lam, worst = stack.pop()
+            if len(dom) > batch:
+                n = len(dom)
+                stack.append(
+                    (
+                        dom.take(slice(0, n - batch)),
+                        [v[: n - batch] for v in lam],
+                        worst[: n - batch],
+                    )
+                )
+                dom, lam, worst = (
+                    dom.take(slice(n - batch, None)),
+                    [v[n - batch :] for v in lam],
+                    worst[n - batch :],
+                )
+            t = time.monotonic()
+            layer, neuron, n_free = s.choose(dom, lam, worst, self.fsb_k)
+            stats["time_bounds_s"] += time.monotonic() - t
+            leaf = n_free <= (self.leaf_unstable if self.use_z3 else 0)
+            for i in torch.nonzero(leaf).flatten().tolist():
+                res = self._leaf(s, dom, i, deadline)
+                if res in ("sat", "timeout"):
+                    return res
+            go = torch.nonzero(~leaf).flatten()
+            if go.numel() == 0:
+                continue
+            kids = _children(dom.take(go), layer[go], neuron[go])
+            stats["domains"] += len(kids)
+            stats["bab_steps"] += 1
+            lo, hi = s.boxes(len(kids))
+            t = time.monotonic()
+            if self.refresh:
+                try:
+                    refine(chain, kids, lo, hi, deadline, first=int(layer[go].min()) + 1)
+                except DeadlineExceeded:
+                    return "timeout"
+            optimise(
+                chain,
+                kids,
+                lo,
+                hi,
+                s.C,
+                steps=self.steps,
+                lr=self.lr,
+                deadline=deadline,
+                work=self.work,
+            )
+            stats["time_bounds_s"] += time.monotonic() - t
+            entry_, found, gap = s.evaluate(kids)
+            if found is not None:
+                self.found = found
+                return "sat"
+            if entry_ is not None:
+                worst_gap = gap
+                stack.append(entry_)
+        return "unknown" if stats["z3_unknown"] or stats["stuck"] else "unsat"
+
+    def _leaf(self, s: _Search, dom: Domains, i: int, deadline: float) -> str:
+        """Domain ``i`` has too few free unstable neurons to split: z3 decides it (or it is
+        counted as stuck). Returns "sat", "timeout" or "" (go on)."""
+        stats = s.stats
+        if not self.use_z3:
+            stats["stuck"] += 1
+            return ""
+        if self.leaf_solver is None:
+            from .encoders import LeafSolver
+
+            self.leaf_solver = LeafSolver(s.net, s.case, self.root_np)
+        timeout = min(self.leaf_timeout_s, deadline - time.monotonic())
+        if timeout <= 0:
+            return "timeout"
+        t = time.monotonic()
+        stats["z3_leaves"] += 1
+        open_full = np.zeros(len(s.case.disjuncts), dtype=bool)
+        open_full[s.disjuncts] = dom.act[i].cpu().numpy()
+        status, x = self.leaf_solver.check(
+            s.case.lo,
+            s.case.hi,
+            [(lw[i].cpu().numpy(), u[i].cpu().numpy()) for lw, u in zip(dom.lower, dom.upper)],
+            open_full,
+            timeout,
+        )
+        stats["time_z3_s"] += time.monotonic() - t
+        if status == "sat" and x is not None:
+            checked = s.check(x)
+            if checked is not None:
+                self.found = checked
+                return "sat"
+            status = "unknown"  # a real-valued witness that float32 does not confirm
+        if status != "unsat":
+            stats["z3_unknown"] += 1
+        return ""

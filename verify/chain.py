@@ -88,16 +88,23 @@ class Op:
             return self.bias.abs().reshape(-1, 1, 1)
         return self.bias.abs()
 
-    def backward(self, A: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def backward(
+        self, A: torch.Tensor, magnitude: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Coefficients A (M, *out_shape) of ``A . op(x)`` -> (A' (M, *in_shape), A.bias (M,),
-        |A|.|bias| (M,)) with ``A . op(x) = A' . x + A.bias``."""
+        |A|.|bias| (M,)) with ``A . op(x) = A' . x + A.bias``; ``magnitude=False`` returns
+        zeros for the third (when no sound slack is needed, e.g. inside the optimiser)."""
         M = A.shape[0]
         zero = torch.zeros(M, dtype=A.dtype, device=A.device)
         if self.kind == "reshape":
             return A.reshape((M,) + self.in_shape), zero, zero
         assert self.weight is not None and self.bias is not None
         if self.kind == "linear":
-            return A @ self.weight, A @ self.bias, A.abs() @ self.bias.abs()
+            return (
+                A @ self.weight,
+                A @ self.bias,
+                (A.abs() @ self.bias.abs() if magnitude else zero),
+            )
         if self.kind == "conv":
             kh, kw = self.weight.shape[2:]
             out_pad = tuple(
@@ -109,12 +116,18 @@ class Op:
                 A, self.weight, None, self.stride, self.padding, output_padding=out_pad
             )
             per_channel = A.sum(dim=(2, 3))
+            if not magnitude:
+                return Ain, per_channel @ self.bias, zero
             per_abs = A.abs().sum(dim=(2, 3))
             return Ain, per_channel @ self.bias, per_abs @ self.bias.abs()
         w = self.weight.expand(self.in_shape)
         b = self.bias.expand(self.in_shape)
         flat = A.reshape(M, -1)
-        return A * w, flat @ b.reshape(-1), flat.abs() @ b.reshape(-1).abs()
+        return (
+            A * w,
+            flat @ b.reshape(-1),
+            (flat.abs() @ b.reshape(-1).abs() if magnitude else zero),
+        )
 
     def to(self, device: torch.device | str | torch.dtype) -> Op:
         """This op with its tensors moved to a device or cast to a dtype."""
@@ -153,13 +166,14 @@ class ConvChain:
         return x
 
     def block_backward(
-        self, k: int, A: torch.Tensor
+        self, k: int, A: torch.Tensor, magnitude: bool = True
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """A (M, *shapes[k+1]) -> (A' (M, *shapes[k]), bias term (M,), its magnitude (M,))."""
+        """A (M, *shapes[k+1]) -> (A' (M, *shapes[k]), bias term (M,), its magnitude (M,);
+        zeros when ``magnitude`` is False)."""
         c = torch.zeros(A.shape[0], dtype=A.dtype, device=A.device)
         cabs = torch.zeros_like(c)
         for op in reversed(self.blocks[k]):
-            A, cb, cba = op.backward(A)
+            A, cb, cba = op.backward(A, magnitude)
             c, cabs = c + cb, cabs + cba
         return A, c, cabs
 
@@ -212,16 +226,33 @@ def _chain_modules(net: nn.Module) -> list[nn.Module] | None:
     modules = dict(gm.named_modules())
     out: list[nn.Module] = []
     prev = None
+    # nodes reading the batch size of ``prev``: "shape" (x.shape, x.size()) or "n" (its [0])
+    batch: dict[Any, str] = {}
+    seen: set[Any] = set()  # the chain's nodes so far (all have the same batch size)
     for node in gm.graph.nodes:
         if node.op == "placeholder":
             if prev is not None:
                 return None
             prev = node
+            seen.add(node)
             continue
-        values = [a for a in node.all_input_nodes]
-        if prev is None or values != [prev] or len(prev.users) != 1:
+        kind = _batch_size_kind(node, seen, batch)
+        if kind is not None:
+            batch[node] = kind
+            continue
+        values = [a for a in node.all_input_nodes if a not in batch]
+        users = [u for u in prev.users if _batch_size_kind(u, {prev}, {}) is None] if prev else []
+        if prev is None or values != [prev] or len(users) != 1:
             return None
         args, kwargs = node.args, node.kwargs
+        if node.op == "call_method" and node.target in ("reshape", "view") and not kwargs:
+            shape = args[1] if len(args) == 2 and isinstance(args[1], (tuple, list)) else args[1:]
+            if len(shape) == 2 and batch.get(shape[0]) == "n" and shape[1] == -1:
+                out.append(nn.Flatten())  # x.reshape(x.shape[0], -1): flatten(x, 1)
+                prev = node
+                seen.add(node)
+                continue
+            return None
         if node.op == "output":
             return out if args and args[0] is prev else None
         if node.op == "call_module" and not kwargs and len(args) == 1:
@@ -244,6 +275,25 @@ def _chain_modules(net: nn.Module) -> list[nn.Module] | None:
         else:
             return None
         prev = node
+        seen.add(node)
+    return None
+
+
+def _batch_size_kind(node: Any, seen: set[Any], batch: dict[Any, str]) -> str | None:
+    """``"shape"`` when ``node`` is ``x.shape`` or ``x.size()`` of a node ``x`` in ``seen``,
+    ``"n"`` when it is the batch size (``x.size(0)`` or ``[0]`` of a shape node), else None:
+    nothing else of a shape may be read in a plain chain."""
+    import operator
+
+    args = node.args
+    if node.op == "call_function" and node.target is getattr:
+        return "shape" if len(args) == 2 and args[0] in seen and args[1] == "shape" else None
+    if node.op == "call_method" and node.target == "size" and not node.kwargs and args[0] in seen:
+        if len(args) == 1:
+            return "shape"
+        return "n" if len(args) == 2 and args[1] == 0 else None
+    if node.op == "call_function" and node.target is operator.getitem and not node.kwargs:
+        return "n" if batch.get(args[0]) == "shape" and args[1] == 0 else None
     return None
 
 

@@ -100,6 +100,14 @@ def relax(
     return active, unstable, su, tu
 
 
+Relaxation = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+def relaxations(lower: list[torch.Tensor], upper: list[torch.Tensor]) -> list[Relaxation]:
+    """:func:`relax` of every layer (the same for every step of one optimisation)."""
+    return [relax(lw, u) for lw, u in zip(lower, upper)]
+
+
 def adaptive_alpha(lower: torch.Tensor, upper: torch.Tensor) -> torch.Tensor:
     """CROWN's lower slope: 1 where ``u > -l`` else 0 (N, n)."""
     return (upper > -lower).to(lower.dtype)
@@ -146,6 +154,8 @@ def backsub(
     beta: list[torch.Tensor] | None = None,
     splits: list[torch.Tensor] | None = None,
     record: bool = False,
+    magnitude: bool = True,
+    relaxed: list[Relaxation] | None = None,
 ) -> Bound:
     """Lower bound of ``A . out_start`` (out_start the output of block ``start``) on N domains.
 
@@ -155,6 +165,9 @@ def backsub(
         lower, upper: per ReLU layer j < start, (N, n_j) bounds (split-tightened).
         alpha: per layer j, (N, R, n_j) lower slopes (clamped to [0, 1]); None = adaptive.
         beta, splits: per layer j, (N, R, n_j) multipliers >= 0 and (N, n_j) phases.
+        magnitude: False skips the magnitude of the summed terms (``slack`` is then only
+            ``ABS_SLACK``, not sound): for the optimiser's steps, whose bounds decide nothing.
+        relaxed: :func:`relaxations` of ``lower``/``upper``, when the caller already has them.
     """
     N, R = A.shape[:2]
     c = torch.zeros(N * R, dtype=A.dtype, device=A.device)
@@ -162,7 +175,7 @@ def backsub(
     cur = A.reshape((N * R,) + chain.shapes[start + 1])
     lam: list[torch.Tensor] = []
     for k in range(start, -1, -1):
-        cur, cb, cba = chain.block_backward(k, cur)
+        cur, cb, cba = chain.block_backward(k, cur, magnitude)
         c, cabs = c + cb, cabs + cba
         if k == 0:
             break
@@ -170,7 +183,7 @@ def backsub(
         a = cur.reshape(N, R, -1)
         if record:
             lam.append(a.detach())
-        active, unstable, su, tu = relax(lower[j], upper[j])
+        active, unstable, su, tu = relaxed[j] if relaxed is not None else relax(lower[j], upper[j])
         al = (
             alpha[j].clamp(0.0, 1.0)
             if alpha is not None
@@ -179,7 +192,8 @@ def backsub(
         al = torch.where(active[:, None], 1.0, torch.where(unstable[:, None], al, 0.0))
         pos, neg = a.clamp(min=0), a.clamp(max=0)
         c = c + (neg * tu[:, None]).sum(-1).reshape(-1)
-        cabs = cabs + (-neg * tu[:, None].abs()).sum(-1).reshape(-1)
+        if magnitude:
+            cabs = cabs + (-neg * tu[:, None].abs()).sum(-1).reshape(-1)
         a = pos * al + neg * su[:, None]
         if beta is not None and splits is not None:
             a = a - beta[j].clamp(min=0.0) * splits[j][:, None].to(a.dtype)
@@ -187,6 +201,8 @@ def backsub(
     A_in = cur.reshape(N, R, -1)
     pos, neg = A_in.clamp(min=0), A_in.clamp(max=0)
     lb = c.reshape(N, R) + (pos * lo[:, None]).sum(-1) + (neg * hi[:, None]).sum(-1)
+    if not magnitude:
+        return Bound(lb, torch.full_like(lb.detach(), ABS_SLACK), A_in.detach(), lam[::-1])
     xm = torch.maximum(lo.abs(), hi.abs())[:, None]
     mag = cabs.reshape(N, R) + (A_in.detach().abs() * xm).sum(-1)
     slack = REL_SLACK * mag.detach() + ABS_SLACK
@@ -294,6 +310,7 @@ def _adam(
     lower = [v.to(lo.dtype) for v in dom.lower]
     upper = [v.to(lo.dtype) for v in dom.upper]
     splits = dom.splits if dom.splits else None
+    relaxed = relaxations(lower[:start], upper[:start])
     for step in range(1, steps + 1):
         if deadline is not None and time.monotonic() > deadline:
             break
@@ -308,6 +325,8 @@ def _adam(
             alpha=alpha,
             beta=beta if splits else None,
             splits=splits,
+            magnitude=False,
+            relaxed=relaxed,
         )
         if not b.lb.requires_grad:  # no unstable neuron: nothing to optimise
             break

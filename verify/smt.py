@@ -323,6 +323,7 @@ class CompleteVerifier(Verifier):
                     leaf_unstable=self.leaf_unstable,
                     device=self.device,
                     progress=_progress,
+                    workers=self.workers if parallel else 1,
                 )
                 out.stats["method"] = "relu_bab"
                 return out
