@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 from robustbench_lite.defenses import _tminer_synth as S
+from text_helpers import bag_of_words
 
 import robustbench_lite as rbl
-from tests.defenses.test_tminer_version import bag_of_words
 
 
 def margins(model: rbl.Model, ids: torch.Tensor, label: int) -> torch.Tensor:
