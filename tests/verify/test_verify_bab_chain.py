@@ -98,8 +98,7 @@ def test_per_disjunct_search_on_two_processes_is_exact(
     from robustbench_lite.verify.bab import relu_bab
     from robustbench_lite.verify.properties import Case, Property
     from robustbench_lite.verify.smt import Float32Check
-
-    from tests.verify.test_verify_crown import _box, _conv_net, _true_min
+    from test_verify_crown import _box, _conv_net, _true_min  # same folder, on sys.path
 
     model = _conv_net(seed, bn=False)
     net = lower_model(model)
