@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import pickle
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -91,6 +92,9 @@ class _Search:
         self.chain, self.net, self.case, self.check = chain, net, case, check
         self.work: WorkChain | None = None  # set by the loop: the lookahead's precision
         C, d, group = stacked_spec(case)
+        #: corner points are judged against every disjunct of the case (a point that violates
+        #: any of them is a counterexample), also in a search that bounds only some of them
+        self.falsify_spec = (C, d, group, len(case.disjuncts))
         #: the case's disjunct ids this search decides (all by default); rows of the others
         #: are left out of every bound, so a domain costs what its own rows cost
         self.disjuncts = list(range(len(case.disjuncts))) if disjuncts is None else disjuncts
@@ -151,7 +155,7 @@ class _Search:
         pts = torch.cat([torch.where(A_in[:, r] > 0, self.lo, self.hi) for r in rows])
         y = self.chain.forward(pts).cpu().numpy()
         pts_np = pts.cpu().numpy()
-        margin = disjunct_margin(y, self.C_np, self.d_np, self.group, self.K)
+        margin = disjunct_margin(y, *self.falsify_spec)
         found = check_most_violating(pts_np, margin, self.check)
         self.stats["time_falsify_s"] += time.monotonic() - t
         if found is not None:
@@ -474,6 +478,12 @@ def _worker(job: _Job) -> tuple[str, np.ndarray | None, dict[str, Any]]:
     return ("unknown" if unknown else "unsat"), None, stats
 
 
+def _worker_from_bytes(payload: bytes) -> tuple[str, np.ndarray | None, dict[str, Any]]:
+    """:func:`_worker` on a pickled :class:`_Job` (see :func:`_run_jobs`)."""
+    job: _Job = pickle.loads(payload)  # our own bytes, made in the parent a moment ago
+    return _worker(job)
+
+
 def _add(total: dict[str, Any], stats: dict[str, Any]) -> None:
     for key, val in stats.items():
         if isinstance(val, (int, float)) and not isinstance(val, bool):
@@ -485,8 +495,12 @@ def _run_jobs(
 ) -> tuple[str, np.ndarray | None]:
     """The shares on a pool of ``n_workers`` processes; the first sat or timeout ends all."""
     unknown = False
+    # each job travels as plain pickle bytes (tensors copied): torch's file-descriptor sharing
+    # would leave the parent's resource-sharer thread a connection that terminate() resets,
+    # which it reports as a traceback on stderr
+    payloads = [pickle.dumps(job) for job in jobs]
     with worker_context().Pool(n_workers) as pool:
-        results = pool.imap_unordered(_worker, jobs)
+        results = pool.imap_unordered(_worker_from_bytes, payloads)
         for _ in jobs:
             try:  # the parent enforces the deadline even if a worker's step overruns it
                 out, x, st = results.next(
