@@ -107,7 +107,6 @@ class _Search:
         self.d = torch.from_numpy(d).to(device)
         self.K = len(self.disjuncts)
         self.group = group
-        self.C_np, self.d_np = C, d
         self.onehot = torch.from_numpy(np.stack([group == k for k in range(self.K)], 1)).to(device)
         self.lo = torch.from_numpy(case.lo)[None].to(device)
         self.hi = torch.from_numpy(case.hi)[None].to(device)
