@@ -63,6 +63,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -120,9 +121,11 @@ FRESH_ZOOS = {
 }
 
 
-def fresh_words(zoo: FreshZoo = FRESH_ZOOS["fresh"]) -> list[str]:
+@cache
+def fresh_words(zoo: FreshZoo = FRESH_ZOOS["fresh"]) -> tuple[str, ...]:
     """The trigger word list of a fresh zoo: the file's words (comment lines skipped) minus
-    every word the zoos it excludes used or could have used."""
+    every word the zoos it excludes used or could have used (computed once per zoo: every
+    trojan's redraw reads it)."""
     lines = WORDS.read_text().splitlines()
     words = [w.strip() for w in lines if w.strip() and not w.startswith("#")]
     taken: set[str] = set()
@@ -131,7 +134,7 @@ def fresh_words(zoo: FreshZoo = FRESH_ZOOS["fresh"]) -> list[str]:
             if spec["trigger"] is not None:
                 for attempt in fresh_attempts(spec, FRESH_ZOOS[other]):
                     taken.update(attempt["trigger"].split())
-    return [w for w in words if w not in taken]
+    return tuple(w for w in words if w not in taken)
 
 
 def fresh_spec(n: int = 60, zoo: FreshZoo = FRESH_ZOOS["fresh"]) -> list[dict[str, Any]]:
