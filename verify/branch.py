@@ -9,8 +9,10 @@ both halves for every dimension and takes the one that most reduces the remainin
 the open disjuncts (a one-step lookahead, like FSB for ReLU splits), falling back to smear
 when no dimension makes progress. On ACAS Xu prop 1 the lookahead needs 10-100x fewer boxes,
 but on other properties smear is faster: portfolio.py runs both. With ``alpha=True`` the boxes
-that the cheap bound leaves open are bounded again by alpha-CROWN (alpha_box.py: about ten
-times the cost per box, far tighter on deep nets like ACAS Xu) before they are split.
+that the cheap bound leaves open are bounded again by alpha-CROWN from the cheap bound's layer
+bounds (alpha_box.py; ``alpha_layer_steps`` Adam steps on the intermediate layers, then the
+spec rows': from half to several times the cost of the cheap bound, far tighter on deep nets
+like ACAS Xu) before they are split.
 A :class:`SplitProgress` reports the search every 2 s (elapsed, boxes left and visited, the
 worst open gap), across the time slices and processes of portfolio.py.
 """
@@ -158,11 +160,13 @@ def input_split(
     max_boxes: int = 50_000_000,
     split_rule: str = "best",
     alpha: bool = False,
+    alpha_layer_steps: int = 0,
     progress: SplitProgress | None = None,
 ) -> Outcome:
     """Decide ``case`` by input splitting; ``paused`` returns the open ``stack`` at ``pause_at``.
 
-    ``alpha``: also bound the boxes the cheap bound leaves open with alpha-CROWN (alpha_box.py).
+    ``alpha``: also bound the boxes the cheap bound leaves open with alpha-CROWN (alpha_box.py),
+    with ``alpha_layer_steps`` optimisation steps on the intermediate layers.
     ``progress``: told about every batch (it reports every 2 s).
     """
     C, d, group = stacked_spec(case)
@@ -190,11 +194,14 @@ def input_split(
         if not keep.any():
             continue
         lo, hi, act, A, gap = lo[keep], hi[keep], act[keep], bnd.spec_A[keep], bnd.spec_lb[keep] - d
+        pre = [(lw[keep], u[keep]) for lw, u in bnd.pre]
         row_refuted = row_refuted[keep]
         if alpha:
             chain = chain if chain is not None else dense_chain(net)
             try:
-                lb = alpha_spec_lb(chain, lo, hi, C, deadline=deadline)
+                lb = alpha_spec_lb(
+                    chain, lo, hi, C, layer_steps=alpha_layer_steps, deadline=deadline, pre=pre
+                )
             except DeadlineExceeded:
                 stack.append((lo, hi, act))
                 return Outcome("timeout", stack=stack, stats=stats)

@@ -11,8 +11,8 @@ decisive answer wins:
 * with two or more worker processes, each rule in its own process from the stack the serial
   phase left (after ``serial_s``), so the answer costs about the better rule's time.
 
-The lookahead rule also bounds the boxes its cheap bound leaves open with alpha-CROWN
-(``ALPHA_RULES``, alpha_box.py; serially only from the first 1 s slice on).
+Both rules also bound the boxes their cheap bound leaves open with alpha-CROWN
+(``ALPHA_LAYER_STEPS``, alpha_box.py; serially only from the first 1 s slice on).
 
 Both rules are sound on their own (every closed box is refuted by bounds, every counterexample
 re-checked), so taking whichever finishes first is sound. With ``progress`` (one
@@ -35,10 +35,14 @@ from .properties import Case
 from .workers import single_threaded, worker_context
 
 RULES = ("best", "smear")
-#: Rules whose open boxes also get alpha-CROWN bounds (alpha_box.py): about ten times the cost
-#: of a box's cheap bound, and on the ACAS Xu instances that timed out with both rules it
-#: turned 60 s timeouts into unsat in 4-8 s with the lookahead; with smear it did not help.
-ALPHA_RULES = ("best",)
+#: Per rule, alpha-CROWN on the boxes its cheap bound leaves open (alpha_box.py, starting from
+#: the cheap bound's layer bounds): the number of Adam steps on the intermediate layers before
+#: the spec rows' 20 (None: no alpha). Measured on the 17 ACAS Xu instances that took over 5 s
+#: (60 s each, 2 workers): {best: 5, smear: 0} solved all 17 in 124 s in all, the slowest
+#: (net 4_2 prop 2, smear) in 35 s, which had timed out with alpha on the lookahead only;
+#: {best: 0, smear: 0} left 4 timeouts (prop 1 needs the layer steps), {best: 5, smear: 2}
+#: took 160 s (4_2 prop 2: 57 s).
+ALPHA_LAYER_STEPS: dict[str, int | None] = {"best": 5, "smear": 0}
 #: Serially, alpha starts with the first slice this long (0.25 s and 0.5 s slices without it):
 #: a batch of alpha bounds can take seconds, and most instances close in the first slices.
 ALPHA_SLICE_S = 1.0
@@ -102,7 +106,8 @@ def serial_portfolio(
                 stack=stacks[rule],
                 pause_at=end,
                 split_rule=rule,
-                alpha=alpha and rule in ALPHA_RULES and slice_s >= ALPHA_SLICE_S,
+                alpha=alpha and ALPHA_LAYER_STEPS[rule] is not None and slice_s >= ALPHA_SLICE_S,
+                alpha_layer_steps=ALPHA_LAYER_STEPS[rule] or 0,
                 progress=progress.get(rule) if progress else None,
             )
             merge_stats(total, out.stats)
@@ -145,7 +150,8 @@ def _rule_worker(job: _RuleJob) -> tuple[str, Outcome]:
             job.deadline,
             stack=job.stack,
             split_rule=job.rule,
-            alpha=job.alpha and job.rule in ALPHA_RULES,
+            alpha=job.alpha and ALPHA_LAYER_STEPS[job.rule] is not None,
+            alpha_layer_steps=ALPHA_LAYER_STEPS[job.rule] or 0,
             progress=job.progress,
         )
 

@@ -15,14 +15,18 @@ from verify_helpers import as_model, exact_answer, random_mlp
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_alpha_bounds_stay_below_samples_and_beat_the_cheap_bound_in_total(seed: int) -> None:
+@pytest.mark.parametrize("from_cheap", [False, True], ids=["crown_layers", "cheap_layers"])
+def test_alpha_bounds_stay_below_samples_and_beat_the_cheap_bound_in_total(
+    seed: int, from_cheap: bool
+) -> None:
     mlp = random_mlp([3, 16, 16, 16, 4], seed)
     net = lower_model(as_model(mlp, 3))
     rng = np.random.default_rng(seed)
     lo = rng.uniform(-1, 0.5, (12, 3))
     hi = lo + rng.uniform(0.05, 0.8, (12, 3))
     C = rng.normal(size=(3, 4))
-    lb = alpha_spec_lb(dense_chain(net), lo, hi, C)
+    pre = propagate(net, lo, hi, C).pre if from_cheap else None
+    lb = alpha_spec_lb(dense_chain(net), lo, hi, C, pre=pre)
     for i in range(lo.shape[0]):
         x = rng.uniform(lo[i], hi[i], (2000, 3))
         corners = np.where(rng.random((64, 3)) < 0.5, lo[i], hi[i])
@@ -35,7 +39,8 @@ def test_alpha_bounds_stay_below_samples_and_beat_the_cheap_bound_in_total(seed:
 
 
 @pytest.mark.parametrize("seed", [3, 4, 5])
-def test_input_split_with_alpha_matches_the_exact_answer(seed: int) -> None:
+@pytest.mark.parametrize("layer_steps", [0, 5])
+def test_input_split_with_alpha_matches_the_exact_answer(seed: int, layer_steps: int) -> None:
     mlp = random_mlp([2, 4, 4, 2], seed)
     model = as_model(mlp, 2)
     net = lower_model(model)
@@ -47,7 +52,13 @@ def test_input_split_with_alpha_matches_the_exact_answer(seed: int) -> None:
     for t in (float(vals.min()) - 0.02, float(vals.min()) + 0.02):
         prop = Property(2, 2, (Case(lo, hi, ((row[None], np.array([t])),)),))
         out = input_split(
-            net, prop.cases[0], Float32Check(model, prop), 1e18, split_rule="best", alpha=True
+            net,
+            prop.cases[0],
+            Float32Check(model, prop),
+            1e18,
+            split_rule="best" if layer_steps else "smear",
+            alpha=True,
+            alpha_layer_steps=layer_steps,
         )
         truth = exact_answer(mlp, lo, hi, row[None], np.array([t]))
         assert out.status == ("sat" if truth else "unsat")
