@@ -15,7 +15,8 @@ contradicts expected.csv (sat vs unsat); instances expected ``unknown`` cannot b
 Marabou (maraboupy 2.0, ``bench`` extra) runs single-threaded with its VNNLIB loader; the smt
 verifier uses ``--workers`` processes. Writes benchmarks/results/verify_vnncomp.json; each of
 our instances carries its statistics (method, domains visited, seconds in bounds / z3 /
-falsification).
+falsification). The file is rewritten after every instance (``"partial": true`` until the run
+ends), so a long run that is stopped keeps what it measured.
 """
 
 from __future__ import annotations
@@ -245,16 +246,22 @@ def main(argv: list[str] | None = None) -> int:
                 ),
                 flush=True,
             )
-        results[bench] = {
-            "instances": rows,
-            "summary": {
-                n: summarize(rows, n, max(float(r["timeout_s"]) for r in rows)) for n in tools
-            },
-            "vs_marabou": _vs_marabou(rows) if "marabou" in tools else None,
-        }
+            done = [r for r in rows if "timeout_s" in r]
+            results[bench] = _bench_result(done, tools)
+            _write(args, results, load_start, partial=True)  # a long run keeps what it measured
+        results[bench] = _bench_result(rows, tools)
     _print_table(results, tools)
     _write(args, results, load_start)
     return 1 if any(s["wrong"] for r in results.values() for s in r["summary"].values()) else 0
+
+
+def _bench_result(rows: list[dict[str, Any]], tools: dict[str, Any]) -> dict[str, Any]:
+    """The instances measured so far, each tool's summary and the time ratio to Marabou."""
+    return {
+        "instances": rows,
+        "summary": {n: summarize(rows, n, max(float(r["timeout_s"]) for r in rows)) for n in tools},
+        "vs_marabou": _vs_marabou(rows) if "marabou" in tools else None,
+    }
 
 
 def _vs_marabou(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -295,7 +302,10 @@ def _print_table(results: dict[str, Any], tools: dict[str, Any]) -> None:
 
 
 def _write(
-    args: argparse.Namespace, results: dict[str, Any], load_start: tuple[float, ...]
+    args: argparse.Namespace,
+    results: dict[str, Any],
+    load_start: tuple[float, ...],
+    partial: bool = False,
 ) -> None:
     import numpy
     import onnxruntime
@@ -329,6 +339,8 @@ def _write(
         "timeout_s": args.timeout,
         "workers": args.workers,
         "quick": args.quick,
+        "medium": args.medium,
+        "partial": partial,  # True while the run is still going (or was stopped)
         "results": results,
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
