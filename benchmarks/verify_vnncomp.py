@@ -212,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     # load everything once, before forking: each instance's time is the tool's, not Python's
     # imports (the ONNX reader alone, `onnx` with `ml_dtypes`, costs ~0.6 s per fresh process)
     import onnx as _onnx_reader  # noqa: F401
-    import robustbench_lite.verify.smt  # noqa: F401
+    import robustbench_lite.verify.complete  # noqa: F401
 
     tools = {"smt": _ours}
     if not args.no_marabou:

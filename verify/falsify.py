@@ -1,7 +1,7 @@
 """Cheap falsification inside the input box: samples, box corners of the bound, and PGD.
 
 Candidates are found on the float64 lowered network and handed to ``check`` (the float32
-re-run of the original model, see :mod:`robustbench_lite.verify.smt`); only checked points
+re-run of the original model, see :mod:`robustbench_lite.verify.complete`); only checked points
 are returned.
 """
 

@@ -8,9 +8,9 @@ import torch
 from robustbench_lite.verify.alpha_box import alpha_spec_lb, dense_chain
 from robustbench_lite.verify.bounds import propagate
 from robustbench_lite.verify.branch import input_split
+from robustbench_lite.verify.complete import Float32Check
 from robustbench_lite.verify.layers import lower_model
 from robustbench_lite.verify.properties import Case, Property
-from robustbench_lite.verify.smt import Float32Check
 from verify_helpers import as_model, exact_answer, random_mlp
 
 

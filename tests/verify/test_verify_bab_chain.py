@@ -96,8 +96,8 @@ def test_per_disjunct_search_on_two_processes_is_exact(
     with ``batch=1`` the two-process search really deals its domains to the pool."""
     from robustbench_lite.verify import bab
     from robustbench_lite.verify.bab import relu_bab
+    from robustbench_lite.verify.complete import Float32Check
     from robustbench_lite.verify.properties import Case, Property
-    from robustbench_lite.verify.smt import Float32Check
     from test_verify_crown import _box, _conv_net, _true_min  # same folder, on sys.path
 
     model = _conv_net(seed, bn=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from robustbench_lite.verify import smt
+from robustbench_lite.verify import complete
 from robustbench_lite.verify.properties import Case, Property
 from verify_helpers import as_model, random_mlp
 
@@ -28,18 +28,18 @@ def _sat_property() -> Property:
 
 def test_float32_point_stays_in_box() -> None:
     lo, hi = np.array([0.1, -0.3]), np.array([0.1000000001, 0.7])
-    x32 = smt.to_float32_in_box(np.array([0.1000000001, 0.7]), lo, hi)
+    x32 = complete.to_float32_in_box(np.array([0.1000000001, 0.7]), lo, hi)
     assert x32 is None or (
         (x32.astype(np.float64) >= lo).all() and (x32.astype(np.float64) <= hi).all()
     )
     # 0.1 has no float32 representation, so a box that is exactly the point 0.1 has no float32 point
-    assert smt.to_float32_in_box(np.array([0.1]), np.array([0.1]), np.array([0.1])) is None
-    assert smt.to_float32_in_box(np.array([0.5]), np.array([0.5]), np.array([0.5])) is not None
+    assert complete.to_float32_in_box(np.array([0.1]), np.array([0.1]), np.array([0.1])) is None
+    assert complete.to_float32_in_box(np.array([0.5]), np.array([0.5]), np.array([0.5])) is not None
 
 
 def test_rejected_witnesses_are_never_falsified(monkeypatch: object) -> None:
     model = as_model(random_mlp([2, 5, 2], seed=2), 2)
-    monkeypatch.setattr(smt, "Float32Check", lambda model, prop: lambda x: None)  # type: ignore[attr-defined]
+    monkeypatch.setattr(complete, "Float32Check", lambda model, prop: lambda x: None)  # type: ignore[attr-defined]
     res = rbl.create_verifier("complete", workers=1).verify_property(
         model, _sat_property(), timeout_s=5
     )

@@ -14,6 +14,7 @@ import pytest
 import torch
 from robustbench_lite.verify.bab import relu_bab
 from robustbench_lite.verify.chain import conv_chain
+from robustbench_lite.verify.complete import Float32Check
 from robustbench_lite.verify.crown import (
     Domains,
     adaptive_alpha,
@@ -23,7 +24,6 @@ from robustbench_lite.verify.crown import (
 )
 from robustbench_lite.verify.layers import Network, lower_model
 from robustbench_lite.verify.properties import Case, Property
-from robustbench_lite.verify.smt import Float32Check
 from torch import nn
 
 import robustbench_lite as rbl

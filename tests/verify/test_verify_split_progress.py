@@ -73,7 +73,7 @@ def test_verbose_verify_logs_input_split_progress(
     onnx_path = write_onnx(net, tmp_path / "n.onnx", 2)
     prop = tmp_path / "p.vnnlib"
     prop.write_text(text)
-    with caplog.at_level(logging.INFO, logger="robustbench_lite.verify.smt"):
+    with caplog.at_level(logging.INFO, logger="robustbench_lite.verify.complete"):
         assert main(["verify", str(onnx_path), str(prop), "--timeout", "20", "--workers", "1"]) == 0
     assert capsys.readouterr().out.splitlines()[0] == "unsat"
     lines = [r.getMessage() for r in caplog.records if "input_split[" in r.getMessage()]

@@ -8,7 +8,7 @@ import time
 
 import pytest
 import torch
-from robustbench_lite.verify import portfolio, smt
+from robustbench_lite.verify import complete, portfolio
 from robustbench_lite.verify.layers import lower_model
 from robustbench_lite.verify.properties import robustness_property
 from verify_helpers import as_model, random_mlp
@@ -22,7 +22,7 @@ from robustbench_lite.core.types import Status
 def spawn_only(monkeypatch: pytest.MonkeyPatch) -> None:
     """Workers start with ``spawn``: they see no parent memory, only their arguments."""
     spawn = multiprocessing.get_context("spawn")
-    monkeypatch.setattr(smt, "worker_context", lambda: spawn)
+    monkeypatch.setattr(complete, "worker_context", lambda: spawn)
     monkeypatch.setattr(portfolio, "worker_context", lambda: spawn)
 
 
@@ -52,7 +52,7 @@ def test_branching_rules_race_in_spawned_workers(spawn_only: None) -> None:
         prop = robustness_property(
             x[i].double().numpy(), int(y[i]), 3, ThreatModel.parse("linf:0.08"), model.bounds
         )
-        check = smt.Float32Check(model, prop)
+        check = complete.Float32Check(model, prop)
         deadline = time.monotonic() + 60
         serial, _ = portfolio.serial_portfolio(net, prop.cases[0], check, deadline)
         raced = portfolio.parallel_portfolio(
