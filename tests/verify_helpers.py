@@ -12,6 +12,11 @@ from torch import nn
 
 import robustbench_lite as rbl
 
+#: Wall-clock budget (s) of a verifier call whose test asserts a decision (VERIFIED or
+#: FALSIFIED), not a speed: these instances decide in seconds, so the budget only ends a hang
+#: and a test cannot fail because a loaded machine ran it slowly.
+DECIDE_S = 1800.0
+
 
 def shared_vnncomp() -> Path | None:
     """../shared/benchmarks/vnncomp (or $RBL_VNNCOMP_DIR), or None when absent."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from robustbench_lite.verify.vnnlib import read_vnnlib
-from verify_helpers import shared_vnncomp
+from verify_helpers import DECIDE_S, shared_vnncomp
 
 from robustbench_lite.core.registry import create_verifier
 from robustbench_lite.core.types import Status
@@ -36,7 +36,7 @@ def test_known_answers(net: str, prop: str, expected: str) -> None:
     prop_obj = read_vnnlib(ROOT / "acasxu" / "vnnlib" / f"prop_{prop}.vnnlib")
     model = load_onnx_model(onnx_path)
     res = create_verifier("complete", workers=1).verify_property(
-        model, prop_obj, timeout_s=100, onnx_path=str(onnx_path)
+        model, prop_obj, timeout_s=DECIDE_S, onnx_path=str(onnx_path)
     )
     assert res.status is {"sat": Status.FALSIFIED, "unsat": Status.VERIFIED}[expected], res.reason
     if expected == "sat":

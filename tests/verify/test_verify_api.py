@@ -7,6 +7,7 @@ import sys
 
 import pytest
 import torch
+from verify_helpers import DECIDE_S
 
 import robustbench_lite as rbl
 from robustbench_lite.cli.main import main
@@ -32,12 +33,12 @@ def test_digits_mlp_front_doors(
 ) -> None:
     x, y = digits[0][:6], digits[1][:6]
     res = rbl.create_verifier("complete", workers=2).verify(
-        digits_mlp, x, y, "linf:0.01", timeout_s=20
+        digits_mlp, x, y, "linf:0.01", timeout_s=DECIDE_S
     )
     assert len(res.per_sample) == 6 and res.verified_fraction >= 0.5
     assert res.layer_bounds is not None and res.layer_bounds[0][0].shape == (6, 32)
     big = rbl.create_verifier("complete", workers=1).verify(
-        digits_mlp, x, y, "linf:0.3", timeout_s=20
+        digits_mlp, x, y, "linf:0.3", timeout_s=DECIDE_S
     )
     assert big.falsified_fraction > 0
     for i, cex in big.counterexamples.items():

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from robustbench_lite.verify import complete
 from robustbench_lite.verify.properties import Case, Property
-from verify_helpers import as_model, random_mlp
+from verify_helpers import DECIDE_S, as_model, random_mlp
 
 import robustbench_lite as rbl
 from robustbench_lite.core.types import Status
@@ -49,7 +49,7 @@ def test_rejected_witnesses_are_never_falsified(monkeypatch: object) -> None:
 def test_counterexamples_are_rechecked_in_float32() -> None:
     model = as_model(random_mlp([2, 5, 2], seed=2), 2)
     res = rbl.create_verifier("complete", workers=1).verify_property(
-        model, _sat_property(), timeout_s=5
+        model, _sat_property(), timeout_s=DECIDE_S
     )
     assert res.status is Status.FALSIFIED
     x32 = torch.tensor(res.x, dtype=torch.float32)

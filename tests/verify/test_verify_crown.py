@@ -25,6 +25,7 @@ from robustbench_lite.verify.crown import (
 from robustbench_lite.verify.layers import Network, lower_model
 from robustbench_lite.verify.properties import Case, Property
 from torch import nn
+from verify_helpers import DECIDE_S
 
 import robustbench_lite as rbl
 from robustbench_lite.core.registry import create_verifier
@@ -260,6 +261,6 @@ def test_small_conv_net_is_verified_exactly(seed: int, offset: float) -> None:
     verifier = create_verifier(
         "smt", workers=1, input_split_max_dim=0, falsify_samples=0, leaf_unstable=0
     )
-    res = verifier.verify_property(model, prop, timeout_s=60)
+    res = verifier.verify_property(model, prop, timeout_s=DECIDE_S)
     assert res.status is (Status.FALSIFIED if truth else Status.VERIFIED)
     assert res.stats["method"] in ("relu_bab", "falsify")

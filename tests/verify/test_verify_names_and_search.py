@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import torch
-from verify_helpers import as_model, random_mlp, write_onnx
+from verify_helpers import DECIDE_S, as_model, random_mlp, write_onnx
 
 import robustbench_lite as rbl
 from robustbench_lite.cli.main import main
@@ -21,8 +21,10 @@ def test_smt_and_complete_give_the_same_verdicts() -> None:
     model = as_model(random_mlp([2, 8, 8, 3], seed=1), 2)
     x = torch.rand(6, 2, generator=torch.Generator().manual_seed(0)) * 2 - 1
     y = model(x).argmax(1)
-    old = rbl.create_verifier("smt", workers=1).verify(model, x, y, "linf:0.1", timeout_s=20)
-    new = rbl.create_verifier("complete", workers=1).verify(model, x, y, "linf:0.1", timeout_s=20)
+    old = rbl.create_verifier("smt", workers=1).verify(model, x, y, "linf:0.1", timeout_s=DECIDE_S)
+    new = rbl.create_verifier("complete", workers=1).verify(
+        model, x, y, "linf:0.1", timeout_s=DECIDE_S
+    )
     assert old.per_sample == new.per_sample
     assert sorted(old.counterexamples) == sorted(new.counterexamples)
     assert {rbl.Status.VERIFIED, rbl.Status.FALSIFIED} <= set(new.per_sample)  # both kinds
@@ -99,7 +101,7 @@ def test_vnncomp_mode_takes_the_alias_and_refuses_other_verifiers(
         + "(assert (<= X_0 1))\n(assert (>= X_0 -1))\n(assert (<= X_1 1))\n(assert (>= X_1 -1))\n"
         + "(assert (<= Y_0 -1000000))\n"
     )
-    args = ["verify", str(onnx_path), str(prop), "--timeout", "20", "--workers", "1"]
+    args = ["verify", str(onnx_path), str(prop), "--timeout", f"{DECIDE_S:.0f}", "--workers", "1"]
     assert main([*args, "--verifier", "smt"]) == 0
     assert capsys.readouterr().out.splitlines()[0] == "unsat"
     assert main([*args, "--verifier", "smoothing"]) == 2

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from robustbench_lite.verify.bounds import propagate
 from robustbench_lite.verify.layers import lower_model
 from robustbench_lite.verify.properties import Case, Property
-from verify_helpers import as_model, exact_answer, random_mlp
+from verify_helpers import DECIDE_S, as_model, exact_answer, random_mlp
 
 from robustbench_lite.core.registry import create_verifier
 from robustbench_lite.core.types import Status
@@ -42,7 +42,7 @@ def test_answers_match_exact_ground_truth(seed: int, quantile: float, relu_split
     verifier = create_verifier(
         "complete", workers=1, input_split_max_dim=0 if relu_split else 16, falsify_samples=16
     )
-    res = verifier.verify_property(as_model(net, 2), prop, timeout_s=30)
+    res = verifier.verify_property(as_model(net, 2), prop, timeout_s=DECIDE_S)
     truth = exact_answer(net, lo, hi, row[None], np.array([t]))
     assert res.status is not Status.UNKNOWN, res.reason
     assert (res.status is Status.FALSIFIED) == truth

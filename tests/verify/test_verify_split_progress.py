@@ -16,7 +16,7 @@ from robustbench_lite.verify import portfolio
 from robustbench_lite.verify.branch import SplitProgress, input_split
 from robustbench_lite.verify.layers import lower_model
 from robustbench_lite.verify.vnnlib import parse_vnnlib
-from verify_helpers import as_model, random_mlp, write_onnx
+from verify_helpers import DECIDE_S, as_model, random_mlp, write_onnx
 
 from robustbench_lite.cli.main import main
 
@@ -74,7 +74,20 @@ def test_verbose_verify_logs_input_split_progress(
     prop = tmp_path / "p.vnnlib"
     prop.write_text(text)
     with caplog.at_level(logging.INFO, logger="robustbench_lite.verify.complete"):
-        assert main(["verify", str(onnx_path), str(prop), "--timeout", "20", "--workers", "1"]) == 0
+        assert (
+            main(
+                [
+                    "verify",
+                    str(onnx_path),
+                    str(prop),
+                    "--timeout",
+                    f"{DECIDE_S:.0f}",
+                    "--workers",
+                    "1",
+                ]
+            )
+            == 0
+        )
     assert capsys.readouterr().out.splitlines()[0] == "unsat"
     lines = [r.getMessage() for r in caplog.records if "input_split[" in r.getMessage()]
     assert lines and all(LINE.fullmatch(line) for line in lines), lines

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from robustbench_lite.verify.layers import lower_model
 from torch import nn
+from verify_helpers import DECIDE_S
 
 import robustbench_lite as rbl
 from robustbench_lite.core.types import Status
@@ -96,7 +97,7 @@ def test_residual_batchnorm_pool_network_lowers_exactly() -> None:
         x[:4].clamp(0, 1),
         torch.zeros(4, dtype=torch.long),
         "linf:0.05",
-        timeout_s=20,
+        timeout_s=DECIDE_S,
     )
     assert Status.UNKNOWN not in res.per_sample
     assert all(

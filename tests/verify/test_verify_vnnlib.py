@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from robustbench_lite.verify.vnnlib import parse_vnnlib
-from verify_helpers import random_mlp, write_onnx
+from verify_helpers import DECIDE_S, random_mlp, write_onnx
 
 from robustbench_lite.cli.main import main
 from robustbench_lite.core.errors import VnnlibError
@@ -134,7 +134,12 @@ def test_cli_unsat_and_unsupported(tmp_path: Path, capsys: pytest.CaptureFixture
     net = random_mlp([2, 4, 2], seed=1)
     onnx_path = write_onnx(net, tmp_path / "n.onnx", 2)
     prop = _prop(tmp_path, "(assert (<= Y_0 -1000000))\n")  # impossible for outputs of this size
-    assert main(["verify", str(onnx_path), str(prop), "--timeout", "20", "--workers", "1"]) == 0
+    assert (
+        main(
+            ["verify", str(onnx_path), str(prop), "--timeout", f"{DECIDE_S:.0f}", "--workers", "1"]
+        )
+        == 0
+    )
     assert capsys.readouterr().out.splitlines()[0] == "unsat"
     net[1] = __import__("torch").nn.Tanh()
     bad = write_onnx(net, tmp_path / "tanh.onnx", 2)

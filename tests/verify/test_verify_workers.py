@@ -11,7 +11,7 @@ import torch
 from robustbench_lite.verify import complete, portfolio
 from robustbench_lite.verify.layers import lower_model
 from robustbench_lite.verify.properties import robustness_property
-from verify_helpers import as_model, random_mlp
+from verify_helpers import DECIDE_S, as_model, random_mlp
 
 import robustbench_lite as rbl
 from robustbench_lite.core.threat import ThreatModel
@@ -36,11 +36,13 @@ def _problem() -> tuple[rbl.Model, torch.Tensor, torch.Tensor]:
 def test_verdicts_agree_under_spawn(spawn_only: None) -> None:
     model, x, y = _problem()
     serial = rbl.create_verifier("complete", workers=1).verify(
-        model, x, y, "linf:0.08", timeout_s=60
+        model, x, y, "linf:0.08", timeout_s=DECIDE_S
     )
     assert Status.UNKNOWN not in serial.per_sample
     # many samples: one worker process per sample
-    many = rbl.create_verifier("complete", workers=2).verify(model, x, y, "linf:0.08", timeout_s=60)
+    many = rbl.create_verifier("complete", workers=2).verify(
+        model, x, y, "linf:0.08", timeout_s=DECIDE_S
+    )
     assert many.per_sample == serial.per_sample
 
 
@@ -68,8 +70,10 @@ def test_a_job_that_cannot_be_pickled_runs_in_the_parent() -> None:
     local = as_model(net, 2)
     with pytest.raises((pickle.PicklingError, AttributeError)):
         pickle.dumps(local)
-    res = rbl.create_verifier("complete", workers=2).verify(local, x, y, "linf:0.08", timeout_s=60)
+    res = rbl.create_verifier("complete", workers=2).verify(
+        local, x, y, "linf:0.08", timeout_s=DECIDE_S
+    )
     reference = rbl.create_verifier("complete", workers=1).verify(
-        model, x, y, "linf:0.08", timeout_s=60
+        model, x, y, "linf:0.08", timeout_s=DECIDE_S
     )
     assert res.per_sample == reference.per_sample
