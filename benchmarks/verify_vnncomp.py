@@ -6,6 +6,7 @@ Usage::
     python benchmarks/verify_vnncomp.py --quick         # every 6th acasxu, every 5th mnistfc, 3 oval21
     python benchmarks/verify_vnncomp.py --benchmarks acasxu --timeout 60 --no-marabou
     python benchmarks/verify_vnncomp.py --medium        # 30 mnistfc, 120 s / 300 s (VNN-COMP)
+    python benchmarks/verify_vnncomp.py --medium --start 20 --no-marabou  # the rest, ours only
 
 Each instance runs in a forked child (its own process group, killed at timeout + 10 s), so a
 hang can never stall the run. Times are measured inside the child (network and property
@@ -33,6 +34,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 ROOT = Path(
     os.environ.get(
@@ -88,9 +91,37 @@ def _marabou(onnx: str, vnnlib: str, timeout: float, workers: int) -> dict[str, 
     with contextlib.redirect_stdout(io.StringIO()):
         net = Marabou.read_onnx(onnx)
         opts = Marabou.createOptions(timeoutInSeconds=int(timeout), verbosity=0, numWorkers=1)
-        code, _, _ = net.solve(verbose=False, options=opts, propertyFilename=vnnlib)
+        code, vals, _ = net.solve(verbose=False, options=opts, propertyFilename=vnnlib)
     verdict = {"sat": "sat", "unsat": "unsat", "TIMEOUT": "timeout"}.get(code, "unknown")
-    return {"verdict": verdict, "reason": code, "time_s": time.monotonic() - start}
+    out: dict[str, Any] = {"verdict": verdict, "reason": code, "time_s": time.monotonic() - start}
+    if verdict == "sat":  # Marabou's witness, re-run like ours (the time above excludes this)
+        x = np.array([vals[int(v)] for v in np.asarray(net.inputVars[0]).reshape(-1)])
+        out["witness_gap"] = witness_gap(onnx, vnnlib, x)
+        out["witness_valid"] = out["witness_gap"] <= 0.0
+    return out
+
+
+def witness_gap(onnx: str, vnnlib: str, x: np.ndarray) -> float:
+    """How far ``x`` (n_in,) is from being a counterexample: the smallest, over the property's
+    boxes and output disjuncts, of the largest of ``lo - x``, ``x - hi`` and ``C y - d``, with
+    ``x`` rounded to the float32 point that is run and ``y`` onnxruntime's float32 output
+    there. ``<= 0``: a real counterexample."""
+    import onnxruntime as ort
+    from robustbench_lite.verify.vnnlib import read_vnnlib
+
+    sess = ort.InferenceSession(onnx, providers=["CPUExecutionProvider"])
+    inp = sess.get_inputs()[0]
+    dims = [d if isinstance(d, int) and d > 0 else 1 for d in inp.shape]
+    x32 = x.astype(np.float32)
+    y64 = sess.run(None, {inp.name: x32.reshape(dims)})[0].reshape(-1).astype(np.float64)
+    x = x32.astype(np.float64)
+    gaps = [
+        max(float(np.max(case.lo - x)), float(np.max(x - case.hi)), float(np.max(C @ y64 - d)))
+        for case in read_vnnlib(vnnlib).cases
+        for C, d in case.disjuncts
+        if C.shape[0] > 0
+    ]
+    return min(gaps) if gaps else 0.0
 
 
 def _child(fn: Any, args: tuple, conn: Any) -> None:
@@ -163,31 +194,35 @@ def instances(
 
 
 def summarize(rows: list[dict[str, Any]], tool: str, timeout: float) -> dict[str, Any]:
-    res = [r[tool] for r in rows if tool in r]
+    """One tool's counts, medians and total over the rows it ran on; an unsolved instance
+    counts as its own time limit (``timeout_s`` of the row, else ``timeout``)."""
+    mine = [row for row in rows if tool in row]
+    res = [row[tool] for row in mine]
     solved = [r for r in res if r["verdict"] in ("sat", "unsat")]
     wrong = sum(
         1
-        for r, row in zip(res, rows)
+        for r, row in zip(res, mine)
         if r["verdict"] in ("sat", "unsat")
         and row["expected"] in ("sat", "unsat")
         and r["verdict"] != row["expected"]
     )
+    limits = [float(row.get("timeout_s", timeout)) for row in mine]
+    cpus = [r["cpu_s"] for r in solved if "cpu_s" in r]
     times = [
-        min(r["time_s"], timeout) if r["verdict"] in ("sat", "unsat") else timeout for r in res
+        min(r["time_s"], t) if r["verdict"] in ("sat", "unsat") else t for r, t in zip(res, limits)
     ]
     return {
         "n": len(res),
         "solved": len(solved),
         "wrong": wrong,
+        "sat_witness_invalid": sum(r.get("witness_valid") is False for r in res),
         "timeouts": sum(r["verdict"] == "timeout" for r in res),
         "unknown": sum(r["verdict"] in ("unknown", "error") for r in res),
         "solved_within_60s": sum(r["time_s"] <= 60 for r in solved),
         "median_s_solved": statistics.median([r["time_s"] for r in solved]) if solved else None,
         "median_s_all": statistics.median(times) if times else None,
         "total_s": sum(times),
-        "median_cpu_s_solved": statistics.median([r["cpu_s"] for r in solved if "cpu_s" in r])
-        if solved
-        else None,
+        "median_cpu_s_solved": statistics.median(cpus) if cpus else None,
     }
 
 
@@ -196,6 +231,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--benchmarks", default="acasxu,mnistfc,oval21")
     p.add_argument("--quick", action="store_true", help="a fixed subset (see QUICK)")
     p.add_argument("--limit", type=int, help="at most this many instances per benchmark")
+    p.add_argument(
+        "--start",
+        type=int,
+        default=0,
+        help="skip this many instances of each benchmark's list (to go on with a stopped run)",
+    )
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per instance and tool")
     p.add_argument("--workers", type=int, default=2, help="processes of the smt verifier")
     p.add_argument("--no-marabou", action="store_true")
@@ -223,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {}
     benches = ["mnistfc"] if args.medium else args.benchmarks.split(",")
     for bench in benches:
-        rows = instances(bench, args.quick, args.limit, args.medium)
+        rows = instances(bench, args.quick, args.limit, args.medium)[args.start :]
         for row in rows:
             onnx, vnnlib = str(ROOT / bench / row["onnx"]), str(ROOT / bench / row["vnnlib"])
             timeout = (
@@ -340,6 +381,7 @@ def _write(
         "workers": args.workers,
         "quick": args.quick,
         "medium": args.medium,
+        "start": args.start,
         "partial": partial,  # True while the run is still going (or was stopped)
         "results": results,
     }
