@@ -106,15 +106,11 @@ def witness_gap(onnx: str, vnnlib: str, x: np.ndarray) -> float:
     boxes and output disjuncts, of the largest of ``lo - x``, ``x - hi`` and ``C y - d``, with
     ``x`` rounded to the float32 point that is run and ``y`` onnxruntime's float32 output
     there. ``<= 0``: a real counterexample."""
-    import onnxruntime as ort
+    from robustbench_lite.verify.complete import onnxruntime_output
     from robustbench_lite.verify.vnnlib import read_vnnlib
 
-    sess = ort.InferenceSession(onnx, providers=["CPUExecutionProvider"])
-    inp = sess.get_inputs()[0]
-    dims = [d if isinstance(d, int) and d > 0 else 1 for d in inp.shape]
-    x32 = x.astype(np.float32)
-    y64 = sess.run(None, {inp.name: x32.reshape(dims)})[0].reshape(-1).astype(np.float64)
-    x = x32.astype(np.float64)
+    y64 = onnxruntime_output(onnx, x)
+    x = x.astype(np.float32).astype(np.float64)  # the point that was run
     gaps = [
         max(float(np.max(case.lo - x)), float(np.max(x - case.hi)), float(np.max(C @ y64 - d)))
         for case in read_vnnlib(vnnlib).cases
@@ -348,7 +344,6 @@ def _write(
     load_start: tuple[float, ...],
     partial: bool = False,
 ) -> None:
-    import numpy
     import onnxruntime
     import torch
     import z3
@@ -356,7 +351,7 @@ def _write(
     versions = {
         "python": platform.python_version(),
         "torch": torch.__version__,
-        "numpy": numpy.__version__,
+        "numpy": np.__version__,
         "z3": z3.get_version_string(),
         "onnxruntime": onnxruntime.__version__,
     }

@@ -194,10 +194,10 @@ def input_split(
         if not keep.any():
             continue
         lo, hi, act, A, gap = lo[keep], hi[keep], act[keep], bnd.spec_A[keep], bnd.spec_lb[keep] - d
-        pre = [(lw[keep], u[keep]) for lw, u in bnd.pre]
         row_refuted = row_refuted[keep]
         if alpha:
             chain = chain if chain is not None else dense_chain(net)
+            pre = [(lw[keep], u[keep]) for lw, u in bnd.pre]
             try:
                 lb = alpha_spec_lb(
                     chain, lo, hi, C, layer_steps=alpha_layer_steps, deadline=deadline, pre=pre

@@ -419,17 +419,8 @@ def _confirm_onnx(
     res: PropertyResult, onnx_path: str, model: Model, prop: Property
 ) -> PropertyResult:
     """Re-run the counterexample through onnxruntime; downgrade to UNKNOWN if it disagrees."""
-    import onnxruntime as ort
-
     assert res.x is not None
-    sess = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
-    inp = sess.get_inputs()[0]
-    dims = [d if isinstance(d, int) and d > 0 else 1 for d in inp.shape]
-    y = (
-        sess.run(None, {inp.name: res.x.astype(np.float32).reshape(dims)})[0]
-        .reshape(-1)
-        .astype(np.float64)
-    )
+    y = onnxruntime_output(onnx_path, res.x)
     if prop.holds_at(res.x, y):
         return PropertyResult(Status.FALSIFIED, x=res.x, y=y, stats=res.stats)
     return PropertyResult(
@@ -437,3 +428,15 @@ def _confirm_onnx(
         reason="counterexample holds in float32 torch but not in onnxruntime",
         stats=res.stats,
     )
+
+
+def onnxruntime_output(onnx_path: str, x: np.ndarray) -> np.ndarray:
+    """The network's flat output (n_out,) float64 at ``x`` (n_in,) rounded to float32, run by
+    onnxruntime on the CPU (the reference that VNN-COMP judges counterexamples with)."""
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
+    inp = sess.get_inputs()[0]
+    dims = [d if isinstance(d, int) and d > 0 else 1 for d in inp.shape]
+    out = sess.run(None, {inp.name: x.astype(np.float32).reshape(dims)})[0]
+    return np.asarray(out).reshape(-1).astype(np.float64)
